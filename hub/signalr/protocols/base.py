@@ -1,0 +1,55 @@
+"""The one interface every hub protocol codec implements (sans-I/O: bytes in, messages out).
+
+A transport never knows which protocol runs over it: it hands frames to a MessageReader and sends
+what `encode` returns (str goes out as a text frame, bytes as a binary frame).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from ..messages import HubMessage
+
+
+class TransferFormat(str, enum.Enum):
+    TEXT = "Text"
+    BINARY = "Binary"
+
+
+class ProtocolError(Exception):
+    """Bytes that are not a valid hub message. Closes only the connection they came on, with a
+    Close message carrying str(self)."""
+
+
+class MessageTooLarge(ProtocolError):
+    def __init__(self, limit: int):
+        super().__init__(f"The maximum message size of {limit}B was exceeded.")
+        self.limit = limit
+
+
+class MessageReader(ABC):
+    """Per-connection parser state: records may be split across frames, and one frame may hold
+    several records."""
+
+    @abstractmethod
+    def feed(self, data: bytes | str) -> list[HubMessage]:
+        """Take one frame's data; return every message completed by it, in order.
+        Raises ProtocolError (MessageTooLarge when one record, or an unfinished one, passes the
+        limit). After an error the reader must not be used again."""
+
+
+class HubProtocol(ABC):
+    name: ClassVar[str]
+    transfer_format: ClassVar[TransferFormat]
+    #: Highest handshake version accepted (ASP.NET accepts any version up to its own).
+    max_version: ClassVar[int] = 2
+
+    @abstractmethod
+    def reader(self, max_message_size: int) -> MessageReader:
+        """A fresh parser for one connection."""
+
+    @abstractmethod
+    def encode(self, message: HubMessage) -> bytes | str:
+        """One framed record (JSON: text ending in 0x1E; MessagePack: VarInt length + body)."""

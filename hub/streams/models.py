@@ -1,0 +1,118 @@
+"""The stream domain: topics hold streams, streams hold events and parameter data.
+
+Plain values; nothing here knows of SignalR or HTTP. Validation from raw JSON/MessagePack values into
+these lives in validation.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+StreamStatus = Literal["open", "closed"]
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    id: str
+    timestamp: int  # nanoseconds since the Unix epoch, int64
+    value: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "timestamp": self.timestamp, "value": self.value, "tags": self.tags}
+
+
+@dataclass(slots=True)
+class ParameterData:
+    """Rows aligned by index with `timestamps` (epoch already applied).
+
+    Each value section maps a parameter (or tag) name to one entry a row, None where that row lacks it.
+    binary values are kept as the base64 text they were sent as."""
+
+    timestamps: list[int]
+    numeric_values: dict[str, list[float | None]] = field(default_factory=dict)
+    string_values: dict[str, list[str | None]] = field(default_factory=dict)
+    binary_values: dict[str, list[str | None]] = field(default_factory=dict)
+    tag_values: dict[str, list[str | None]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.timestamps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "timestamps": self.timestamps,
+            "numericValues": self.numeric_values,
+            "stringValues": self.string_values,
+            "binaryValues": self.binary_values,
+            "tagValues": self.tag_values,
+        }
+
+
+@dataclass(slots=True)
+class StreamProperties:
+    name: str | None = None
+    location: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    parents: list[str] = field(default_factory=list)
+    time_of_recording: str | None = None  # ISO 8601 as sent
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "location": self.location,
+            "metadata": self.metadata,
+            "parents": self.parents,
+            "timeOfRecording": self.time_of_recording,
+        }
+
+
+@dataclass(slots=True)
+class StreamInfo:
+    """What the store knows of one stream: its properties and counters."""
+
+    topic: str
+    stream_id: str
+    properties: StreamProperties = field(default_factory=StreamProperties)
+    status: StreamStatus = "open"
+    events: int = 0
+    parameter_rows: int = 0
+    first_timestamp: int | None = None
+    last_timestamp: int | None = None
+    last_activity: float | None = None  # wall clock seconds of the last write
+    event_definitions: list[dict[str, Any]] = field(default_factory=list)
+    parameter_definitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "streamId": self.stream_id,
+            "topic": self.topic,
+            **self.properties.to_json(),
+            "status": self.status,
+            "events": self.events,
+            "parameterRows": self.parameter_rows,
+            "firstTimestamp": self.first_timestamp,
+            "lastTimestamp": self.last_timestamp,
+            "lastActivity": self.last_activity,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class TopicSummary:
+    topic: str
+    streams: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"topic": self.topic, "streams": self.streams}
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    """One page of a listing in arrival order; next_cursor (opaque) continues it, None at the end."""
+
+    items: list[T]
+    next_cursor: str | None = None
