@@ -1,0 +1,96 @@
+"""`python -m hub serve` / `writer-hub serve`: start the hub under uvicorn.
+
+Ctrl-C / SIGTERM first drain the hubs (in-flight invocations finish, clients get a Close with
+allowReconnect), then let uvicorn stop: uvicorn alone would cut WebSockets with code 1012 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.config
+import sys
+from typing import Sequence
+
+import uvicorn
+
+from .app import build_app
+from .auth import generated_token, load_token_file
+from .config import Settings, parse_settings
+from .logs import configure_logging
+
+log = logging.getLogger("hub")
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain):
+        super().__init__(config)
+        self._drain = drain
+        self._draining: asyncio.Task | None = None
+
+    def handle_exit(self, sig, frame) -> None:  # called from the signal handler, loop running
+        if self._draining is None and not self.should_exit:
+            self._draining = asyncio.get_event_loop().create_task(self._drain_then_exit(sig, frame))
+        else:  # a second Ctrl-C: stop now
+            super().handle_exit(sig, frame)
+
+    async def _drain_then_exit(self, sig, frame) -> None:
+        log.info("shutting down: finishing in-flight work")
+        try:
+            await self._drain()
+        finally:
+            super().handle_exit(sig, frame)
+
+
+def _tokens(settings: Settings) -> list[str]:
+    tokens = list(settings.tokens)
+    if settings.token_file:
+        tokens += load_token_file(settings.token_file)
+    if tokens or settings.allow_anonymous:
+        return tokens
+    token, created = generated_token(settings.data_dir)
+    base = f"http://{settings.host}:{settings.port}"
+    # stdout, once, never through the logger: the logger must never see a token.
+    print(
+        f"{'Generated' if created else 'Using'} the hub's access token (kept in {settings.data_dir}/token):\n"
+        f"  {token}\n"
+        f"Try it:\n"
+        f"  curl -H 'Authorization: Bearer {token}' {base}/topics\n",
+        flush=True,
+    )
+    return [token]
+
+
+def serve(settings: Settings) -> int:
+    log_config = configure_logging(settings.log_level)
+    logging.config.dictConfig(log_config)
+    tokens = _tokens(settings)
+    if settings.allow_anonymous:
+        log.warning("ANONYMOUS ACCESS IS ON: anyone who can reach %s:%s can read and write", settings.host, settings.port)
+    app = build_app(settings, tokens)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config,
+        ws="websockets-sansio",
+        ws_max_size=max(16 * 1024 * 1024, 2 * settings.max_message_size),
+        ws_ping_interval=None,  # SignalR has its own keep-alive
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+        server_header=False,
+    )
+    server = GracefulServer(config, app.state.drain)
+    log.info("writer hub on http://%s:%s (store: %s)", settings.host, settings.port, settings.store)
+    server.run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command, settings = parse_settings(argv)
+    if command == "serve":
+        return serve(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

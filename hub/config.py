@@ -1,0 +1,143 @@
+"""The hub's settings: every command-line flag, also readable as HUB_<FLAG> (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+
+@dataclass(slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: list[str] = field(default_factory=list)
+    token_file: str | None = None
+    allow_anonymous: bool = False
+    store: str = "memory"
+    data_dir: str = "./hub-data"
+    log_level: str = "info"
+    keepalive_interval: float = 15.0
+    client_timeout: float = 30.0
+    handshake_timeout: float = 15.0
+    disconnect_timeout: float = 15.0
+    max_message_size: int = 1_048_576
+    max_body_size: int = 10_485_760
+    shutdown_timeout: float = 10.0
+    transports: list[str] = field(default_factory=lambda: ["WebSockets", "ServerSentEvents", "LongPolling"])
+    cors_origins: list[str] = field(default_factory=list)
+    rate_limit: float | None = None  # requests per second per token and topic; None = off
+    retention: str | None = None  # e.g. "7d", "100000" (count), "7d,100000"
+    max_send_queue: int = 10_000
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# (flag, type, help). The env name is HUB_ + the flag upper-cased with dashes as underscores.
+_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
+    ("host", str, "address to listen on"),
+    ("port", int, "port to listen on"),
+    ("token-file", str, "file of accepted tokens, one a line"),
+    ("store", str, "where data is kept: memory | sqlite | sqlite:///path.db"),
+    ("data-dir", str, "where the hub keeps what it must keep (the generated token, the database)"),
+    ("log-level", str, "debug | info | warning | error"),
+    ("keepalive-interval", _positive(float), "seconds of silence before the server pings"),
+    ("client-timeout", _positive(float), "seconds without a client message before it is dropped"),
+    ("handshake-timeout", _positive(float), "seconds a new connection has to send its handshake"),
+    ("disconnect-timeout", _positive(float), "seconds a negotiated connection waits for its transport"),
+    ("max-message-size", _positive(int), "largest SignalR message in bytes"),
+    ("max-body-size", _positive(int), "largest HTTP request body in bytes (413 above)"),
+    ("shutdown-timeout", _positive(float), "seconds a graceful shutdown waits for in-flight work"),
+    ("rate-limit", _positive(float), "requests per second per token and topic (off by default)"),
+    ("retention", str, "keep data by age and/or count per stream, e.g. 7d, 100000, 7d,100000"),
+    ("max-send-queue", _positive(int), "messages waiting for one slow client before it is closed"),
+]
+
+# Repeatable flags: (flag, dest, help); env HUB_<DEST> comma-separated.
+_LISTS: list[tuple[str, str, str]] = [
+    ("token", "tokens", "an accepted token"),
+    ("transport", "transports", "a SignalR transport to offer: WebSockets, ServerSentEvents, LongPolling"),
+    ("cors-origin", "cors_origins", "an origin allowed to call the hub from a browser, e.g. https://app.example"),
+]
+
+
+def _env_name(flag: str) -> str:
+    return "HUB_" + flag.upper().replace("-", "_")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="writer-hub", description="SignalR-compatible writer hub")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the hub")
+    defaults = Settings()
+    for flag, kind, text in _FLAGS:
+        dest = flag.replace("-", "_")
+        serve.add_argument(
+            f"--{flag}", type=kind, default=None, help=f"{text} (env {_env_name(flag)}; default {getattr(defaults, dest)})"
+        )
+    for flag, dest, text in _LISTS:
+        serve.add_argument(
+            f"--{flag}", dest=dest, action="append", default=None,
+            help=f"{text}; repeatable (env HUB_{dest.upper()}, comma-separated)",
+        )
+    # --transports a,b is the same as --transport a --transport b
+    serve.add_argument("--transports", dest="transports_csv", default=None, help="comma-separated transports")
+    serve.add_argument("--allow-anonymous", action="store_true", default=None, help="no auth at all (env HUB_ALLOW_ANONYMOUS)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """Flags win over HUB_* environment variables, which win over the defaults."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    for flag, kind, _ in _FLAGS:
+        dest = flag.replace("-", "_")
+        value = getattr(args, dest)
+        if value is None and _env_name(flag) in env:
+            try:
+                value = kind(env[_env_name(flag)])
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise SystemExit(f"writer-hub: {_env_name(flag)}: {exc}") from None
+        if value is not None:
+            setattr(settings, dest, value)
+    if args.transports_csv:
+        args.transports = (args.transports or []) + args.transports_csv.split(",")
+    for _, dest, _ in _LISTS:
+        given = getattr(args, dest)
+        raw = ",".join(given) if given else env.get(f"HUB_{dest.upper()}")
+        if raw is None and dest == "tokens":
+            raw = env.get("HUB_TOKEN")
+        if raw is not None:
+            setattr(settings, dest, [v.strip() for v in raw.split(",") if v.strip()])
+    unknown = set(settings.transports) - {"WebSockets", "ServerSentEvents", "LongPolling"}
+    if unknown or not settings.transports:
+        raise SystemExit(f"writer-hub: --transport: unknown {sorted(unknown)}; use WebSockets, ServerSentEvents, LongPolling")
+    if args.allow_anonymous:
+        settings.allow_anonymous = True
+    elif "HUB_ALLOW_ANONYMOUS" in env:
+        settings.allow_anonymous = _bool(env["HUB_ALLOW_ANONYMOUS"])
+    return settings
+
+
+def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> tuple[str, Settings]:
+    args = build_parser().parse_args(argv)
+    return args.command, settings_from(args, env)

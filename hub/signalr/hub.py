@@ -1,0 +1,86 @@
+"""What a hub is to the SignalR layer: a set of named methods, and the errors callers may see.
+
+A hub method is `async def name(self, call: CallContext, *args)`. It may:
+- return a value (sent as the Completion's result; None is `"result": null`);
+- return `Deferred(awaitable)`: the dispatcher moves on to the next invocation at once and sends the
+  Completion when the awaitable resolves. This is how a hub keeps the order in which invocations are
+  *applied* (the method body runs in arrival order) while letting their Completions be pipelined;
+- be an async generator (a server-to-client stream, invoked with StreamInvocation);
+- take `AsyncIterator` parameters (client-to-server streams), named in `@hub_method(streams=...)`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, ClassVar
+
+
+class HubError(Exception):
+    """An error whose message the caller should see (ASP.NET's HubException)."""
+
+
+@dataclass(slots=True)
+class Deferred:
+    """A result that is ready later; see the module docstring."""
+
+    awaitable: Awaitable[Any]
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Who is calling: the connection and what authentication said of it."""
+
+    connection_id: str
+    user: str | None = None
+    items: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class HubMethod:
+    name: str
+    func: Callable[..., Any]
+    arity: int  # parameters a client passes in `arguments` (streams excluded)
+    stream_params: int  # client-to-server stream parameters (they come last)
+    is_stream: bool  # an async generator: server-to-client stream
+
+
+def hub_method(name: str | None = None, *, streams: int = 0) -> Callable[[Callable], Callable]:
+    """Expose a method under `name` (default: the function name). `streams` = how many trailing
+    parameters are client-to-server streams."""
+
+    def mark(func: Callable) -> Callable:
+        func.__hub_method__ = (name or func.__name__, streams)  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+class Hub:
+    #: Exceptions whose text is shown to the caller (besides HubError), e.g. a domain's validation
+    #: error. Anything else is logged and shown as a bare "An unexpected error occurred".
+    user_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def on_connected(self, call: CallContext) -> None:
+        """A connection finished its handshake."""
+
+    def on_disconnected(self, call: CallContext) -> None:
+        """A connection is gone for good."""
+
+    def methods(self) -> dict[str, HubMethod]:
+        """The method table, keyed by lower-cased name (SignalR matches names case-insensitively)."""
+        table: dict[str, HubMethod] = {}
+        for _, func in inspect.getmembers(self, inspect.ismethod):
+            marked = getattr(func, "__hub_method__", None)
+            if marked is None:
+                continue
+            name, streams = marked
+            params = list(inspect.signature(func).parameters.values())[1:]  # drop CallContext
+            table[name.lower()] = HubMethod(
+                name=name,
+                func=func,
+                arity=len(params) - streams,
+                stream_params=streams,
+                is_stream=inspect.isasyncgenfunction(func),
+            )
+        return table

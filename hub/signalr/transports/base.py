@@ -1,0 +1,25 @@
+"""What the SignalR connection needs from a transport: a way to send frames and to end.
+
+Incoming frames are pushed by the transport into `HubConnection.receive`, so the connection never
+knows whether a WebSocket, an SSE stream or long polling carries it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from ..protocols.base import TransferFormat
+
+
+class Transport(ABC):
+    name: ClassVar[str]
+    transfer_formats: ClassVar[frozenset[TransferFormat]]
+
+    @abstractmethod
+    async def send(self, data: str | bytes) -> None:
+        """Send one frame (str: text, bytes: binary). Raises ConnectionError once the peer is gone."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """End the transport after what was already sent. Idempotent."""
