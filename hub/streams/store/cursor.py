@@ -1,0 +1,31 @@
+"""Page cursors: the arrival position of the last item returned, as decimal text.
+
+Opaque to callers (they only pass back what a Page gave them), so a backend may change what the
+number means; each backend documents its own (memory: index in the stream, sqlite: row id).
+"""
+
+from __future__ import annotations
+
+_MAX = 2**63 - 1
+
+
+def encode_cursor(position: int) -> str:
+    return str(position)
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The position to continue after; -1 (before the first item) for None.
+    Raises ValueError for text no store of ours made."""
+    if cursor is None:
+        return -1
+    if type(cursor) is not str or not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19:
+        raise ValueError(f"not a cursor from this store: {cursor!r}")
+    position = int(cursor)
+    if position > _MAX:
+        raise ValueError(f"not a cursor from this store: {cursor!r}")
+    return position
+
+
+def check_limit(limit: int) -> None:
+    if type(limit) is not int or limit < 1:
+        raise ValueError(f"limit must be a positive integer, not {limit!r}")

@@ -1,0 +1,342 @@
+"""Raw decoded JSON/MessagePack values -> stream models, or a ValidationError a user can act on.
+
+This is the edge where client data enters the stream domain: everything after it (service, store)
+may assume well-formed values. Field names are accepted in camelCase and PascalCase (Quix samples
+use both); when both spellings are present the camelCase one wins. Unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+from .models import Event, ParameterData, StreamProperties
+from .store.base import DefinitionKind
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_NAME_LENGTH = 256
+EVENT_LEVELS = ("Trace", "Debug", "Information", "Warning", "Error", "Critical")
+
+T = TypeVar("T")
+_MISSING: Any = object()
+_ARRAY = (list, tuple)  # MessagePack decoders may hand arrays over as tuples
+
+
+class ValidationError(ValueError):
+    """Bad client input. str() is `<path>: <problem>`, e.g. `events[3].timestamp: expected an
+    integer of nanoseconds`."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+# --- scalars ------------------------------------------------------------------------------------
+
+
+def _field(raw: dict[Any, Any], camel: str) -> Any:
+    value = raw.get(camel, _MISSING)
+    if value is _MISSING:
+        value = raw.get(camel[0].upper() + camel[1:], _MISSING)
+    return value
+
+
+def _is_unicode(text: str) -> bool:
+    # JSON may carry lone surrogates ("\ud800"), which no UTF-8 store can hold; refuse them here
+    # so that every backend accepts exactly the same values.
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _string(value: Any, path: str, problem: str = "expected a string") -> str:
+    if type(value) is not str:
+        raise ValidationError(path, problem)
+    if not _is_unicode(value):
+        raise ValidationError(path, "contains a lone surrogate, not valid Unicode text")
+    return value
+
+
+def _optional_string(value: Any, path: str) -> str | None:
+    if value is None or value is _MISSING:
+        return None
+    return _string(value, path, "expected a string or null")
+
+
+def _non_empty_string(value: Any, path: str) -> str:
+    if value is _MISSING or type(value) is not str or not value:
+        raise ValidationError(path, "expected a non-empty string")
+    return _string(value, path)
+
+
+def parse_timestamp(value: Any, path: str) -> int:
+    """An int64 of nanoseconds. A float is accepted when it holds a whole number: JavaScript
+    MessagePack encoders write integers above 2**53 as float64."""
+    if type(value) is int:  # the hot path; also excludes bool
+        ts = value
+    elif type(value) is float and math.isfinite(value) and value.is_integer():
+        ts = int(value)
+    else:
+        raise ValidationError(path, "expected an integer of nanoseconds")
+    if not INT64_MIN <= ts <= INT64_MAX:
+        raise ValidationError(path, "is outside the int64 range of nanoseconds")
+    return ts
+
+
+def _number(value: Any, path: str, problem: str) -> float:
+    if type(value) is not float and (type(value) is not int):  # bool is rejected here too
+        raise ValidationError(path, problem)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValidationError(path, "expected a finite number") from None
+    if not math.isfinite(number):
+        raise ValidationError(path, "expected a finite number")
+    return number
+
+
+def _string_map(value: Any, path: str) -> dict[str, str]:
+    if value is None or value is _MISSING:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(path, "expected a map of string to string")
+    for key, item in value.items():
+        if type(key) is not str or not _is_unicode(key):
+            raise ValidationError(path, "expected a map of string to string")
+        _string(item, f"{path}.{key}")
+    return dict(value)
+
+
+def _array(value: Any, path: str, problem: str) -> list[Any] | tuple[Any, ...]:
+    if not isinstance(value, _ARRAY):
+        raise ValidationError(path, problem)
+    return value
+
+
+def _object(value: Any, path: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError(path, "expected an object")
+    return value
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def parse_event(raw: Any, path: str) -> Event:
+    raw = _object(raw, path)
+    return Event(
+        id=_non_empty_string(_field(raw, "id"), f"{path}.id"),
+        timestamp=parse_timestamp(_field(raw, "timestamp"), f"{path}.timestamp"),
+        value=_optional_string(_field(raw, "value"), f"{path}.value"),
+        tags=_string_map(_field(raw, "tags"), f"{path}.tags"),
+    )
+
+
+def parse_events(raw: Any) -> list[Event]:
+    """An array of events; the first bad one raises, naming its index and field."""
+    items = _array(raw, "events", "expected an array of events")
+    return [parse_event(item, f"events[{i}]") for i, item in enumerate(items)]
+
+
+# --- parameter data -----------------------------------------------------------------------------
+
+
+def _numeric(value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    return _number(value, path, "expected a number or null")
+
+
+def _text(value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    return _string(value, path, "expected a string or null")
+
+
+def _binary(value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        # MessagePack senders may use the bin type rather than base64 text; keep one form.
+        return base64.b64encode(value).decode("ascii")
+    if type(value) is not str:
+        raise ValidationError(path, "expected base64 text or null")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(path, "is not valid base64") from None
+    return value
+
+
+_SECTIONS: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
+    ("numericValues", _numeric),
+    ("stringValues", _text),
+    ("binaryValues", _binary),
+    ("tagValues", _text),
+)
+
+
+def _section(raw: Any, path: str, rows: int, parse_value: Callable[[Any, str], T]) -> dict[str, list[T]]:
+    if raw is None or raw is _MISSING:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError(path, "expected a map of name to array of values")
+    section: dict[str, list[T]] = {}
+    for name, values in raw.items():
+        if type(name) is not str or not name or not _is_unicode(name):
+            raise ValidationError(path, "names must be non-empty strings")
+        name_path = f"{path}.{name}"
+        values = _array(values, name_path, "expected an array of values")
+        if len(values) != rows:
+            raise ValidationError(name_path, f"has {len(values)} values but timestamps has {rows}")
+        section[name] = [parse_value(v, f"{name_path}[{i}]") for i, v in enumerate(values)]
+    return section
+
+
+def parse_parameter_data(raw: Any) -> ParameterData:
+    """Parameter data with `epoch` already added to every timestamp."""
+    raw = _object(raw, "parameterData")
+    raw_timestamps = _field(raw, "timestamps")
+    if raw_timestamps is _MISSING:
+        raise ValidationError("parameterData.timestamps", "required, an array of integer nanoseconds")
+    raw_timestamps = _array(
+        raw_timestamps, "parameterData.timestamps", "expected an array of integer nanoseconds"
+    )
+    timestamps = [parse_timestamp(t, f"parameterData.timestamps[{i}]") for i, t in enumerate(raw_timestamps)]
+
+    epoch = _field(raw, "epoch")
+    if epoch is not _MISSING and epoch is not None:
+        epoch = parse_timestamp(epoch, "parameterData.epoch")
+        if epoch:
+            timestamps = [t + epoch for t in timestamps]
+            for i, t in enumerate(timestamps):
+                if not INT64_MIN <= t <= INT64_MAX:
+                    raise ValidationError(
+                        f"parameterData.timestamps[{i}]", "plus epoch is outside the int64 range of nanoseconds"
+                    )
+
+    rows = len(timestamps)
+    sections = [
+        _section(_field(raw, name), f"parameterData.{name}", rows, parse_value) for name, parse_value in _SECTIONS
+    ]
+    return ParameterData(timestamps, *sections)
+
+
+# --- stream properties --------------------------------------------------------------------------
+
+
+def _iso_datetime(value: Any, path: str) -> str | None:
+    if value is None or value is _MISSING:
+        return None
+    problem = "expected an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z"
+    text = _string(value, path, problem)
+    # fromisoformat before 3.11 did not take a Z suffix; map it so the intent is explicit.
+    candidate = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+    try:
+        datetime.fromisoformat(candidate)
+    except ValueError:
+        raise ValidationError(path, problem) from None
+    return text
+
+
+def parse_properties(raw: Any) -> StreamProperties:
+    """Stream properties; None and {} both mean "none set"."""
+    if raw is None:
+        return StreamProperties()
+    raw = _object(raw, "properties")
+    parents = _field(raw, "parents")
+    if parents is _MISSING or parents is None:
+        parents = []
+    parents = _array(parents, "properties.parents", "expected an array of stream ids")
+    return StreamProperties(
+        name=_optional_string(_field(raw, "name"), "properties.name"),
+        location=_optional_string(_field(raw, "location"), "properties.location"),
+        metadata=_string_map(_field(raw, "metadata"), "properties.metadata"),
+        parents=[_string(p, f"properties.parents[{i}]") for i, p in enumerate(parents)],
+        time_of_recording=_iso_datetime(_field(raw, "timeOfRecording"), "properties.timeOfRecording"),
+    )
+
+
+# --- definitions --------------------------------------------------------------------------------
+
+_DEFINITION_PATHS = {"events": "eventDefinitions", "parameters": "parameterDefinitions"}
+_TEXT_FIELDS = {
+    "events": ("name", "description", "customProperties", "location"),
+    "parameters": ("name", "description", "unit", "format", "customProperties", "location"),
+}
+_LEVELS_BY_KEY = {level.lower(): level for level in EVENT_LEVELS}
+
+
+def _level(value: Any, path: str) -> str:
+    if value is None or value is _MISSING:
+        return "Information"
+    # .NET serializers write enums as their index unless told otherwise: accept 0..5 too.
+    if type(value) is int and 0 <= value < len(EVENT_LEVELS):
+        return EVENT_LEVELS[value]
+    if type(value) is str and value.lower() in _LEVELS_BY_KEY:
+        return _LEVELS_BY_KEY[value.lower()]
+    raise ValidationError(path, "expected one of " + ", ".join(EVENT_LEVELS))
+
+
+def _optional_number(value: Any, path: str) -> float | None:
+    if value is None or value is _MISSING:
+        return None
+    return _number(value, path, "expected a number or null")
+
+
+def parse_definition(raw: Any, kind: DefinitionKind, path: str) -> dict[str, Any]:
+    raw = _object(raw, path)
+    definition: dict[str, Any] = {"id": _non_empty_string(_field(raw, "id"), f"{path}.id")}
+    for name in _TEXT_FIELDS[kind]:
+        definition[name] = _optional_string(_field(raw, name), f"{path}.{name}")
+    if kind == "events":
+        definition["level"] = _level(_field(raw, "level"), f"{path}.level")
+    else:
+        for name in ("minimumValue", "maximumValue"):
+            definition[name] = _optional_number(_field(raw, name), f"{path}.{name}")
+    return definition
+
+
+def parse_definitions(raw: Any, kind: DefinitionKind) -> list[dict[str, Any]]:
+    """Event or parameter definitions as normalized camelCase dicts with every field present
+    (None when not given; an event's level defaults to Information). Ids must be unique."""
+    if kind not in _DEFINITION_PATHS:
+        raise ValueError(f"unknown definition kind {kind!r}")
+    prefix = _DEFINITION_PATHS[kind]
+    items = _array(raw, prefix, "expected an array of definitions")
+    definitions: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        definition = parse_definition(item, kind, f"{prefix}[{i}]")
+        first = seen.setdefault(definition["id"], i)
+        if first != i:
+            raise ValidationError(f"{prefix}[{i}].id", f"duplicates the id of {prefix}[{first}]")
+        definitions.append(definition)
+    return definitions
+
+
+# --- names --------------------------------------------------------------------------------------
+
+
+def check_name(value: Any, what: str) -> str:
+    """A topic or stream id: it becomes part of URLs and store keys, so keep it printable."""
+    if type(value) is not str or not value:
+        raise ValidationError(what, "expected a non-empty string")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(what, f"is longer than {MAX_NAME_LENGTH} characters")
+    if "/" in value:
+        raise ValidationError(what, "must not contain '/'")
+    if any(c < " " or "\x7f" <= c <= "\x9f" for c in value):
+        raise ValidationError(what, "must not contain control characters")
+    if not _is_unicode(value):
+        raise ValidationError(what, "contains a lone surrogate, not valid Unicode text")
+    return value

@@ -1,0 +1,181 @@
+"""What the sqlite backend promises beyond the shared contract: durability and failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hub.streams.models import Event, ParameterData, StreamProperties
+from hub.streams.store import SqliteStore, StoreUnavailable
+
+T, S = "telemetry", "car-1"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = SqliteStore(str(tmp_path / "hub.db"))
+    await store.start()
+    yield store
+    await store.close()
+
+
+async def test_restart_recovers_everything(tmp_path: Path) -> None:
+    path = str(tmp_path / "data" / "hub.db")  # the folder is created on start
+    store = SqliteStore(path)
+    await store.start()
+    await store.put_properties(T, S, StreamProperties("lap", "/car", {"k": "v"}, ["p"], "2024-01-01T00:00:00Z"))
+    await store.set_definitions(T, S, "events", [{"id": "crash", "level": "Critical"}])
+    await store.set_definitions(T, S, "parameters", [{"id": "speed", "unit": "km/h"}])
+    await store.append_events(T, S, [Event(f"e{i}", 100 - i, "v", {"i": str(i)}) for i in range(1500)])
+    await store.append_parameter_data(T, S, ParameterData([1, 2], {"speed": [1.0, None]}, {"gear": [None, "2"]}))
+    store.append_events(T, "closed", [Event("x", 1)])
+    await store.close_stream(T, "closed")
+    before_info = [s.to_json() for s in await store.list_streams(T)]
+    before_defs = await store.get_stream(T, S)
+    first_page = await store.read_events(T, S, limit=1000)
+    await store.close()
+
+    reopened = SqliteStore(path)
+    await reopened.start()
+    try:
+        assert [s.to_json() for s in await reopened.list_streams(T)] == before_info
+        assert await reopened.get_stream(T, S) == before_defs
+        assert [t.to_json() for t in await reopened.list_topics()] == [{"topic": T, "streams": 2}]
+        rest = await reopened.read_events(T, S, limit=1000, after=first_page.next_cursor)  # cursors survive
+        assert [e.id for e in first_page.items + rest.items] == [f"e{i}" for i in range(1500)]
+        assert rest.items[0] == Event("e1000", -900, "v", {"i": "1000"})
+        [data] = (await reopened.read_parameter_data(T, S)).items
+        assert data.to_json() == ParameterData([1, 2], {"speed": [1.0, None]}, {"gear": [None, "2"]}).to_json()
+        await reopened.append_events(T, S, [Event("after-restart", 0)])  # and writing goes on
+        assert (await reopened.get_stream(T, S)).events == 1501  # type: ignore[union-attr]
+    finally:
+        await reopened.close()
+
+
+async def test_an_awaited_write_is_visible_from_a_fresh_connection(store: SqliteStore) -> None:
+    await store.append_events(T, S, [Event("a", 1), Event("b", 2)])
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT id FROM events ORDER BY seq").fetchall() == [("a",), ("b",)]
+        assert conn.execute("SELECT events FROM streams").fetchone() == (2,)
+
+
+async def test_a_failing_operation_fails_alone(store: SqliteStore) -> None:
+    # Validation refuses lone surrogates; written directly, sqlite cannot encode them.
+    good = store.append_events(T, S, [Event("before", 1)])
+    bad = store.append_events(T, S, [Event("fine", 2), Event("\ud800", 3)])
+    also_good = store.append_events(T, S, [Event("after", 4)])
+    assert await good == 1
+    with pytest.raises(UnicodeEncodeError):
+        await bad
+    assert await also_good == 1
+    page = await store.read_events(T, S)
+    assert [e.id for e in page.items] == ["before", "after"]  # all or nothing for the bad batch
+    assert (await store.get_stream(T, S)).events == 2  # type: ignore[union-attr]
+
+
+async def test_a_failed_commit_fails_the_whole_transaction(store: SqliteStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real_commit = store._commit
+
+    def failing_commit(conn: sqlite3.Connection) -> None:
+        monkeypatch.setattr(store, "_commit", real_commit)  # only once
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_commit", failing_commit)
+    writes = [store.append_events(T, S, [Event(f"e{i}", i)]) for i in range(5)]
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert await store.get_stream(T, S) is None  # rolled back: nothing acknowledged, nothing stored
+    assert await store.append_events(T, S, [Event("later", 1)]) == 1
+
+
+async def test_writes_fail_after_close(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "hub.db"))
+    with pytest.raises(StoreUnavailable):
+        await store.append_events(T, S, [])  # not started
+    await store.start()
+    pending = store.append_events(T, S, [Event("a", 1)])
+    await store.close()
+    assert await pending == 1  # close drains what was queued
+    with pytest.raises(StoreUnavailable):
+        await store.append_events(T, S, [])
+    with pytest.raises(StoreUnavailable):
+        await store.read_events(T, S)
+
+
+def test_synchronous_levels(tmp_path: Path) -> None:
+    assert SqliteStore(str(tmp_path / "a.db")).synchronous == "FULL"
+    assert SqliteStore(str(tmp_path / "a.db"), "normal").synchronous == "NORMAL"
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(str(tmp_path / "a.db"), "OFF")
+
+
+async def test_many_pipelined_writes_share_commits(store: SqliteStore) -> None:
+    commits = 0
+    real_commit = store._commit
+
+    def counting_commit(conn: sqlite3.Connection) -> None:
+        nonlocal commits
+        commits += 1
+        real_commit(conn)
+
+    store._commit = counting_commit  # type: ignore[method-assign]
+    await asyncio.gather(*[store.append_events(T, S, [Event(f"e{i}", i)]) for i in range(500)])
+    assert (await store.get_stream(T, S)).events == 500  # type: ignore[union-attr]
+    assert commits < 500  # group commit: writes queued during a commit go in the next one
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from hub.streams.models import Event
+    from hub.streams.store import SqliteStore
+
+    async def main():
+        store = SqliteStore(sys.argv[1])
+        await store.start()
+        batch = 0
+        while True:
+            await store.append_events("t", "s", [Event(f"b{batch}-{i}", i) for i in range(10)])
+            batch += 1
+            print(batch, flush=True)  # acknowledged: this many batches must survive
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.db")
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, path], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    acknowledged = 0
+    try:
+        for line in child.stdout:
+            acknowledged = int(line)
+            if acknowledged >= 50:
+                break
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert acknowledged >= 50
+
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        info = await store.get_stream("t", "s")
+        assert info is not None and info.events >= acknowledged * 10
+        page = await store.read_events("t", "s", limit=acknowledged * 10)
+        assert [e.id for e in page.items][-1] == f"b{acknowledged - 1}-9"
+    finally:
+        await store.close()
