@@ -1,7 +1,7 @@
 """The SignalR hub messages, as plain values shared by every protocol.
 
 A codec (JSON, MessagePack) turns bytes into these and back; the connection and the dispatcher
-only ever see these. Field names follow the HubProtocol spec; see protocol-notes/hub-protocol.md.
+only ever see these. Field names follow the HubProtocol spec; see protocol-notes/hub-protocols.md.
 """
 
 from __future__ import annotations
