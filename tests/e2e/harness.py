@@ -1,0 +1,461 @@
+"""The real processes the tests run: the hub (`python -m hub serve`), the Node drivers of the real
+`@microsoft/signalr` client, and redis-server. Plain classes, importable as `e2e.harness` (or
+`.harness` from tests/e2e); the pytest fixtures over them live in tests/conftest.py.
+
+Import from here, not `from conftest import …`: several directories have a conftest.py, and which
+one the bare name `conftest` means depends on collection order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = REPO_ROOT / "tests" / "node"
+
+# Known token for the test servers; distinctive so a leak into logs is easy to grep for.
+TEST_TOKEN = "e2e-token-4f9c2b7a1d"
+
+# Short timers so timeouts are testable in seconds. The client timeout stays above the clients'
+# own ping interval (15 s for @microsoft/signalr and pysignalr) so idle test clients are not dropped.
+SHORT_TIMERS = [  # fmt: skip
+    "--keepalive-interval", "1",
+    "--handshake-timeout", "5",
+    "--disconnect-timeout", "3",
+    "--client-timeout", "30",
+    "--shutdown-timeout", "3",
+]
+
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago (the hub start retries on a clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, message: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; return that. Fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {message or predicate}")
+        time.sleep(interval)
+
+
+async def async_wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, message: str = ""
+) -> Any:
+    """`wait_for` for async tests; `predicate` may be a plain or an async callable."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {message or predicate}")
+        await asyncio.sleep(interval)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no file)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+# --- the hub server process --------------------------------------------------------------------
+
+
+@dataclass
+class HubServer:
+    """One running `python -m hub serve` process."""
+
+    port: int
+    token: str | None
+    tokens: list[str]
+    data_dir: Path
+    log_dir: Path
+    args: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    _stdout_file: Any = field(default=None, repr=False)
+    _stderr_file: Any = field(default=None, repr=False)
+
+    host = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"{self.url}/hub"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/hub"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.log_dir / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_dir / "stderr.log"
+
+    def stdout_text(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def tail(self, lines: int = 40) -> str:
+        return (
+            f"--- hub on port {self.port}: {' '.join(self.args)}\n"
+            f"--- exit code: {self.proc.poll() if self.proc else 'not started'}\n"
+            f"--- stdout (last {lines} lines):\n{_tail(self.stdout_path, lines)}\n"
+            f"--- stderr (last {lines} lines):\n{_tail(self.stderr_path, lines)}"
+        )
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def http(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client on this hub, with the token (pass headers={} to go without)."""
+        kwargs.setdefault("headers", self.auth_headers)
+        kwargs.setdefault("timeout", 10.0)
+        return httpx.Client(base_url=self.url, **kwargs)
+
+    def get_events(self, topic: str, stream_id: str, **params: Any) -> list[dict]:
+        """GET /topics/{t}/streams/{s}/events/data, asserting a 200."""
+        with self.http() as client:
+            response = client.get(f"/topics/{topic}/streams/{stream_id}/events/data", params=params)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # lifecycle
+
+    def start(self, ready_timeout: float = STARTUP_TIMEOUT) -> "HubServer":
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._stdout_file = open(self.stdout_path, "ab")
+        self._stderr_file = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", *self.args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout_file,
+            stderr=self._stderr_file,
+        )
+        self.wait_ready(ready_timeout)
+        return self
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise HubStartError(f"hub exited with {self.proc.returncode} before it was ready\n{self.tail()}")
+                try:
+                    if client.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise HubStartError(f"hub not ready within {timeout} s\n{self.tail()}")
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, wait up to `timeout` s, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._close_files()
+        return self.proc.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL at once (a crash)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._close_files()
+        return self.proc.returncode
+
+    def _close_files(self) -> None:
+        for f in (self._stdout_file, self._stderr_file):
+            if f is not None and not f.closed:
+                f.close()
+
+
+def report_servers(request: pytest.FixtureRequest, servers: list["HubServer"]) -> None:
+    """Have the tails of these hub processes added to the report if the test fails."""
+    request.node.__dict__.setdefault("_hub_servers", []).extend(servers)
+
+
+class HubStartError(RuntimeError):
+    pass
+
+
+_DEFAULT = object()
+
+
+class HubServerFactory:
+    """Starts hub processes; `close()` stops every one it started."""
+
+    def __init__(self, base_dir: Path):
+        self.base_dir = base_dir
+        self.servers: list[HubServer] = []
+
+    def __call__(
+        self,
+        *extra_args: str,
+        token: Any = _DEFAULT,
+        tokens: list[str] | None = None,
+        data_dir: Path | str | None = None,
+        env: dict[str, str] | None = None,
+        timers: bool = True,
+        ready_timeout: float = STARTUP_TIMEOUT,
+    ) -> HubServer:
+        """Start a hub and wait until /health answers.
+
+        token: the one token (default TEST_TOKEN); None passes no --token at all (the hub then
+          generates one, or runs anonymous with "--allow-anonymous" in extra_args).
+        tokens: several tokens (overrides token); the first becomes `.token`.
+        extra_args: more flags; they come after the defaults, so they win (argparse: last wins).
+        env: extra environment (HUB_* variables); inherited HUB_* variables are removed first.
+        """
+        if tokens is None:
+            tokens = [TEST_TOKEN] if token is _DEFAULT else ([] if token is None else [token])
+        name = f"hub{len(self.servers)}"
+        data_dir = Path(data_dir) if data_dir is not None else self.base_dir / f"{name}-data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        child_env["PYTHONUNBUFFERED"] = "1"
+        child_env.update(env or {})
+
+        last_error: Exception | None = None
+        for attempt in range(3):  # a port can be taken between free_port() and bind: retry
+            port = free_port()
+            args = ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+            for t in tokens:
+                args += ["--token", t]
+            if timers:
+                args += SHORT_TIMERS
+            args += list(extra_args)
+            server = HubServer(
+                port=port,
+                token=tokens[0] if tokens else None,
+                tokens=list(tokens),
+                data_dir=data_dir,
+                log_dir=self.base_dir / f"{name}-logs-{attempt}",
+                args=args,
+                env=child_env,
+            )
+            self.servers.append(server)
+            try:
+                return server.start(ready_timeout)
+            except HubStartError as error:
+                server.stop()
+                last_error = error
+                if "address already in use" not in server.stderr_text().lower():
+                    raise
+        raise last_error  # type: ignore[misc]
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+# --- the real JavaScript client -------------------------------------------------------------------
+
+
+class NodeDriverError(AssertionError):
+    pass
+
+
+class NodeRunner:
+    """Runs `node tests/node/<script> '<json spec>'` and returns the JSON it prints last."""
+
+    def __init__(self) -> None:
+        self.node = shutil.which("node")
+
+    def _check_ready(self) -> None:
+        if self.node is None:
+            raise NodeDriverError("node is not installed: run scripts/test, which installs it")
+        if not (NODE_DIR / "node_modules" / "@microsoft" / "signalr").is_dir():
+            raise NodeDriverError("tests/node/node_modules is missing: run scripts/test (it runs npm ci)")
+
+    def _command(self, script: str, spec: dict) -> list[str]:
+        return [self.node, str(NODE_DIR / script), json.dumps(spec)]
+
+    @staticmethod
+    def _parse(script: str, returncode: int, stdout: str, stderr: str, check: bool) -> dict:
+        lines = [line for line in stdout.splitlines() if line.strip()]
+        try:
+            result = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise NodeDriverError(
+                f"{script} printed no JSON (exit {returncode})\nstdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
+            ) from None
+        if check and (returncode != 0 or "crashed" in result):
+            raise NodeDriverError(
+                f"{script} failed (exit {returncode}): {result.get('crashed')}\n"
+                f"{result.get('stack', '')}\nstderr:\n{stderr[-4000:]}"
+            )
+        return result
+
+    def __call__(
+        self, script: str, spec: dict, timeout: float = 30.0, env: dict | None = None, check: bool = True
+    ) -> dict:
+        """Run a driver synchronously. `check` raises on a crash or a non-zero exit."""
+        self._check_ready()
+        spec = {"timeoutMs": int(timeout * 1000) - 2000, **spec}
+        try:
+            done = subprocess.run(
+                self._command(script, spec),
+                cwd=NODE_DIR,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise NodeDriverError(f"{script} did not finish within {timeout} s\nstderr:\n{error.stderr}") from None
+        return self._parse(script, done.returncode, done.stdout, done.stderr, check)
+
+    async def run_async(
+        self, script: str, spec: dict, timeout: float = 30.0, env: dict | None = None, check: bool = True
+    ) -> dict:
+        """The same, without blocking the event loop (for tests that hold raw sockets meanwhile)."""
+        self._check_ready()
+        spec = {"timeoutMs": int(timeout * 1000) - 2000, **spec}
+        proc = await asyncio.create_subprocess_exec(
+            *self._command(script, spec),
+            cwd=NODE_DIR,
+            env={**os.environ, **(env or {})},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise NodeDriverError(f"{script} did not finish within {timeout} s") from None
+        return self._parse(script, proc.returncode, stdout.decode(), stderr.decode(), check)
+
+
+# --- a real Redis (issue 6) ----------------------------------------------------------------------
+# scripts/test installs Debian's redis-server. Without it RedisServer.start() skips (fails under CI=true).
+
+
+class RedisServer:
+    """One `redis-server` on a free loopback port with its own dir, AOF fsynced on every write."""
+
+    def __init__(self, base_dir: Path):
+        self.dir = base_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.dir / "redis.log"
+        self._log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            message = "redis-server is not installed: run scripts/test (it installs Debian's redis-server)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if self.proc.poll() is not None or time.monotonic() >= deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} did not start\n{_tail(self.log_path)}")
+            time.sleep(0.05)
+        return self
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def command(self, *args: str) -> bytes:
+        """One command over a raw socket (tests need no client library for FLUSHALL)."""
+        parts = [f"*{len(args)}\r\n".encode()] + [f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args]
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"".join(parts))
+            return sock.recv(65536)
+
+    def flush(self) -> None:
+        assert self.command("FLUSHALL").startswith(b"+OK")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self) -> None:
+        """Stop (SIGTERM, the AOF is already on disk) and start again on the same port and dir."""
+        self.stop()
+        self.start()
