@@ -107,6 +107,29 @@ class TopicSummary:
         return {"topic": self.topic, "streams": self.streams}
 
 
+@dataclass(slots=True, frozen=True)
+class QuarantinedRow:
+    """A row of a lenient batch (NDJSON line) that was not a valid event: kept, not lost, with why.
+
+    line is 1-based within the request body; raw is the row's text as sent (UTF-8, invalid bytes
+    replaced); received_at is wall-clock seconds."""
+
+    stream_id: str
+    line: int
+    reason: str
+    raw: str
+    received_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "streamId": self.stream_id,
+            "line": self.line,
+            "reason": self.reason,
+            "raw": self.raw,
+            "receivedAt": self.received_at,
+        }
+
+
 T = TypeVar("T")
 
 
@@ -116,3 +139,6 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+    # The position of the last item on the page (None when empty): a live reader that read stored
+    # data first skips changes at or before it (see store/changes.py). Not a paging cursor.
+    last_cursor: str | None = None

@@ -1,7 +1,7 @@
 """Backends the contract suite runs against. Each factory makes a store over the data kept under
 `tmp_path`, so calling it again (after close) reopens the same data where the backend is durable.
 
-To add a backend (e.g. redis), add a factory here that skips when its server is not reachable.
+redis runs against the session's real redis-server (tests/conftest.py), flushed before each test.
 """
 
 from __future__ import annotations
@@ -11,25 +11,36 @@ from typing import AsyncIterator, Callable
 
 import pytest
 
-from hub.streams.store import MemoryStore, SqliteStore, StreamStore
+from hub.streams.store import MemoryStore, Retention, SqliteStore, StreamStore
+from hub.streams.store.redis import RedisStore
 
-StoreFactory = Callable[[], StreamStore]
-
-
-def _memory(tmp_path: Path) -> StoreFactory:
-    return MemoryStore
+StoreFactory = Callable[..., StreamStore]  # (retention=Retention()) -> a store, not started
 
 
-def _sqlite(tmp_path: Path) -> StoreFactory:
-    return lambda: SqliteStore(str(tmp_path / "hub.db"))
+def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    return lambda retention=Retention(): MemoryStore(retention)
 
 
-BACKENDS: dict[str, Callable[[Path], StoreFactory]] = {"memory": _memory, "sqlite": _sqlite}
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    return lambda retention=Retention(): SqliteStore(str(tmp_path / "hub.db"), retention=retention)
+
+
+def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    server = request.getfixturevalue("redis_server")
+    server.flush()
+    return lambda retention=Retention(): RedisStore(server.url, retention)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "redis": _redis,
+}
 
 
 @pytest.fixture(params=list(BACKENDS))
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture

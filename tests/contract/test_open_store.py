@@ -27,9 +27,19 @@ def test_sqlite_file_urls() -> None:
     assert isinstance(relative, SqliteStore) and relative.path == "streams.db"
 
 
-def test_redis_is_not_available_yet() -> None:
-    with pytest.raises(ValueError, match="^the redis store is not available yet$"):
-        open_store("redis://localhost:6379/0", "/data")
+def test_redis_url() -> None:
+    from hub.streams.store.redis import RedisStore
+
+    store = open_store("redis://localhost:6379/0", "/data", "7d,1000")
+    assert isinstance(store, RedisStore) and store.url == "redis://localhost:6379/0"
+    assert (store.retention.max_age, store.retention.max_count) == (7 * 86400, 1000)
+
+
+def test_retention_reaches_every_backend(tmp_path: Path) -> None:
+    assert open_store("memory", "/data", "100").retention.max_count == 100  # type: ignore[attr-defined]
+    assert open_store("sqlite", str(tmp_path), "12h").retention.max_age == 12 * 3600  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="retention 'forever'"):
+        open_store("memory", "/data", "forever")
 
 
 @pytest.mark.parametrize("url", ["", "postgres://x", "sqlite://", "sqlite:///", "Memory", "file.db"])

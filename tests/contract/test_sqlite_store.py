@@ -179,3 +179,40 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert [e.id for e in page.items][-1] == f"b{acknowledged - 1}-9"
     finally:
         await store.close()
+
+
+async def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
+    """Version 1 had no AUTOINCREMENT; its data moves over, seqs (cursors) unchanged."""
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE streams (key INTEGER PRIMARY KEY, topic TEXT NOT NULL, stream_id TEXT NOT NULL,
+                properties TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT 'open',
+                events INTEGER NOT NULL DEFAULT 0, parameter_rows INTEGER NOT NULL DEFAULT 0,
+                first_timestamp INTEGER, last_timestamp INTEGER, last_activity REAL,
+                event_definitions TEXT NOT NULL DEFAULT '[]', parameter_definitions TEXT NOT NULL DEFAULT '[]',
+                UNIQUE (topic, stream_id));
+            CREATE TABLE events (seq INTEGER PRIMARY KEY, stream INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+                id TEXT NOT NULL, value TEXT, tags TEXT);
+            CREATE INDEX events_by_stream ON events (stream);
+            CREATE TABLE parameter_rows (seq INTEGER PRIMARY KEY, stream INTEGER NOT NULL,
+                timestamp INTEGER NOT NULL, row_values TEXT NOT NULL);
+            CREATE INDEX parameter_rows_by_stream ON parameter_rows (stream);
+            INSERT INTO streams (key, topic, stream_id, events) VALUES (1, 't', 's', 2);
+            INSERT INTO events VALUES (7, 1, 10, 'a', NULL, NULL), (9, 1, 11, 'b', 'v', '{"k":"x"}');
+            PRAGMA user_version = 1;
+            """
+        )
+    store = SqliteStore(str(path))
+    await store.start()
+    try:
+        page = await store.read_events("t", "s", limit=1)
+        assert [e.id for e in page.items] == ["a"] and page.next_cursor == "7"
+        await store.append_events("t", "s", [Event("c", 12)])
+        assert [e.id for e in (await store.read_events("t", "s", after="7")).items] == ["b", "c"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("SELECT seq FROM events ORDER BY seq").fetchall() == [(7,), (9,), (10,)]

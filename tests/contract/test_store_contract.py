@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.streams.models import Event, ParameterData, StreamProperties
+from hub.streams.models import Event, ParameterData, QuarantinedRow, StreamProperties
 from hub.streams.store import StreamStore
 
 T = "telemetry"
@@ -371,3 +371,41 @@ async def test_many_tasks_writing_to_several_streams(store: StreamStore) -> None
             mine = [e.timestamp for e in stored if e.id == f"t{task}"]
             assert mine == sorted(mine)
     assert total == 12 * 25 * 10
+
+
+# --- quarantine -----------------------------------------------------------------------------------
+
+
+def quarantined(*lines: int, stream_id: str = S) -> list[QuarantinedRow]:
+    return [QuarantinedRow(stream_id, n, f"line {n}: bad", f'{{"n": {n}, "ü": "✓"}}', 1700000000.5) for n in lines]
+
+
+async def test_quarantine_round_trip_in_arrival_order_per_topic(store: StreamStore) -> None:
+    first = store.append_quarantine(T, quarantined(3, 1))
+    second = store.append_quarantine(T, quarantined(2, stream_id="other"))
+    assert await second == 1 and await first == 2  # awaited out of order: still call order
+    await store.append_quarantine("elsewhere", quarantined(9))
+    page = await store.read_quarantine(T)
+    assert page.items == quarantined(3, 1) + quarantined(2, stream_id="other") and page.next_cursor is None
+    assert (await store.read_quarantine("unknown")).items == []
+    assert await store.list_topics() == []  # quarantine alone makes no topic or stream
+    assert await store.append_quarantine(T, []) == 0
+
+
+async def test_quarantine_pages(store: StreamStore) -> None:
+    await store.append_quarantine(T, quarantined(*range(1, 8)))
+    await store.append_quarantine("elsewhere", quarantined(99))  # another topic must not leak in
+    got: list[int] = []
+    cursor: str | None = None
+    while True:
+        page = await store.read_quarantine(T, limit=3, after=cursor)
+        got += [r.line for r in page.items]
+        if page.next_cursor is None:
+            break
+        assert len(page.items) == 3
+        cursor = page.next_cursor
+    assert got == list(range(1, 8))
+    with pytest.raises(ValueError):
+        await store.read_quarantine(T, after="nope")
+    with pytest.raises(ValueError):
+        await store.read_quarantine(T, limit=0)

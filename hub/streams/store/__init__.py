@@ -4,34 +4,54 @@ from __future__ import annotations
 
 import os
 
-from .base import DefinitionKind, StoreUnavailable, StreamStore
+from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
+from .changes import Change, FeedOverflow, Subscription
 from .memory import MemoryStore
+from .retention import KEEP_EVERYTHING, Retention, parse_retention
 from .sqlite import SqliteStore
 
-__all__ = ["DefinitionKind", "MemoryStore", "SqliteStore", "StoreUnavailable", "StreamStore", "open_store"]
+__all__ = [
+    "Change",
+    "DefinitionKind",
+    "FeedOverflow",
+    "IdempotencyRecord",
+    "MemoryStore",
+    "Retention",
+    "SqliteStore",
+    "StoreUnavailable",
+    "StreamStore",
+    "Subscription",
+    "open_store",
+    "parse_retention",
+]
 
 ACCEPTED_URLS = "memory, sqlite, sqlite:///absolute/path.db, sqlite://relative/path.db, redis://host:port/db"
 
 
-def open_store(url: str, data_dir: str) -> StreamStore:
+def open_store(url: str, data_dir: str, retention: Retention | str | None = None) -> StreamStore:
     """The store a URL names; the caller still awaits start() on it.
 
     - `memory`: nothing survives the process.
     - `sqlite`: `<data_dir>/hub.db`; `sqlite:///abs/path.db` or `sqlite://relative.db` (relative to
       the working directory): that file.
-    - `redis://…`: the Redis store (not available yet).
+    - `redis://host:port/db` (or `rediss://`, `redis://:password@host…`): the Redis store.
+
+    `retention`: a Retention, or `--retention` text (parse_retention: ValueError when bad).
     """
+    if not isinstance(retention, Retention):
+        retention = parse_retention(retention)
     if url == "memory":
-        return MemoryStore()
+        return MemoryStore(retention)
     if url == "sqlite":
-        return SqliteStore(os.path.join(data_dir, "hub.db"))
+        return SqliteStore(os.path.join(data_dir, "hub.db"), retention=retention)
     if url.startswith("sqlite://"):
         # sqlite:///abs -> "/abs"; sqlite://rel -> "rel" (the SQLAlchemy spelling)
         path = url[len("sqlite://") :]
         if not path or path == "/":
             raise ValueError(f"store URL {url!r} names no file; accepted forms: {ACCEPTED_URLS}")
-        return SqliteStore(path)
+        return SqliteStore(path, retention=retention)
     if url.startswith(("redis://", "rediss://")):
-        # The seam for the Redis backend: construct it here once it exists.
-        raise ValueError("the redis store is not available yet")
+        from .redis import RedisStore  # imports the redis client only when used
+
+        return RedisStore(url, retention)
     raise ValueError(f"unknown store URL {url!r}; accepted forms: {ACCEPTED_URLS}")

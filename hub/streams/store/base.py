@@ -13,20 +13,38 @@ Promises common to every method:
 - A write to a stream that does not exist creates it (status open). A data write to a closed stream
   reopens it.
 - Reads see every write whose awaitable has resolved.
+- Live changes (subscribe) are published once a write is durable, in write order, to every
+  subscriber of any process sharing the data (redis); a slow subscriber is ended, never waited for.
+
+Backends: memory.py and sqlite.py implement every method here, quarantine included. The redis
+backend (issue 6) must implement append_quarantine/read_quarantine too (keep it per topic, in
+arrival order, paged by an opaque cursor like the data reads); tests/contract covers them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Awaitable, Literal
 
-from ..models import Event, Page, ParameterData, StreamInfo, StreamProperties, TopicSummary
+from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, TopicSummary
+from .changes import DEFAULT_MAX_PENDING, Subscription
 
 DefinitionKind = Literal["events", "parameters"]
 
 
 class StoreUnavailable(Exception):
     """The backend cannot take or serve data right now (e.g. Redis is down). Safe to retry."""
+
+
+@dataclass(slots=True, frozen=True)
+class IdempotencyRecord:
+    """What a store keeps for an idempotency key: the request's fingerprint and, once the first
+    request finished, its response (status None while it is still running)."""
+
+    fingerprint: str
+    status: int | None = None
+    body: bytes = b""
 
 
 class StreamStore(ABC):
@@ -57,7 +75,21 @@ class StreamStore(ABC):
     ) -> Awaitable[StreamInfo]:
         """Replace the event or parameter definitions of the stream (creating it if new)."""
 
+    @abstractmethod
+    def append_quarantine(self, topic: str, rows: list[QuarantinedRow]) -> Awaitable[int]:
+        """Append rows to the topic's quarantine (one per topic, whatever stream each row names),
+        in list order after everything already there. All or nothing. Ordered at call time and
+        durable when awaited like every write. Does not create a stream or a topic listing.
+        Resolves to the number appended. O(len(rows))."""
+
     # --- reads ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
+        """The topic's quarantined rows in arrival order, at most `limit`, after the cursor `after`
+        (a previous Page.next_cursor; None from the start). next_cursor is set when more may remain.
+        Empty for an unknown topic. Raises ValueError for a cursor this store did not make or a
+        limit below 1."""
 
     @abstractmethod
     async def list_topics(self) -> list[TopicSummary]:
@@ -102,10 +134,46 @@ class StreamStore(ABC):
         ParameterData with at most `limit` rows, each section the union of the names written, None
         where a row lacked the value."""
 
+    # --- live changes ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def subscribe(
+        self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
+    ) -> Subscription:
+        """Changes of the matching streams (None = every topic / every stream) made durable after
+        this call returns, in write order. At most `max_pending` wait unread: past that the
+        subscription ends with FeedOverflow. Close it when done."""
+
+    # --- idempotency records (ordered at call time and durable when awaited, like writes) -----------
+
+    @abstractmethod
+    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+        """Resolves None when no live record exists for (scope, key): a pending record is stored,
+        which lives `lease` seconds unless finished (the caller goes on and runs the request).
+        Otherwise resolves the existing record (pending or finished), unchanged."""
+
+    @abstractmethod
+    def finish_idempotency(
+        self, scope: str, key: str, fingerprint: str, status: int, body: bytes, ttl: float
+    ) -> Awaitable[None]:
+        """Store the response of the request that claimed the key; the record lives `ttl` seconds."""
+
+    @abstractmethod
+    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+        """Drop a pending claim (the request failed in a way worth retrying)."""
+
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open files/connections. Called once before use."""
+
+    async def trim(self, now: float | None = None) -> None:
+        """Apply retention now (as if the clock read `now`) and drop expired idempotency records.
+        Stores also do this on their own, in passes."""
+
+    async def ready(self) -> bool:
+        """Whether the store can take writes now (GET /ready). Never raises."""
+        return True
 
     async def close(self) -> None:
         """Finish pending writes (their awaitables resolve) and release resources."""

@@ -3,39 +3,87 @@
 Writes are applied when called and return an already-resolved awaitable, which gives call-order
 ordering for free. Streams keep their events and parameter rows in plain lists (arrival order),
 so an append is O(batch) and a page read touches only the items it scans.
+
+Changes are published to the feed at call time too (applied = durable here). Retention drops items
+from the front of the lists; `dropped` keeps positions (cursors) stable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
-from ..models import Event, Page, ParameterData, StreamInfo, StreamProperties, StreamStatus, TopicSummary
-from .base import DefinitionKind, StreamStore
+from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
+from ..models import TopicSummary
+from .base import DefinitionKind, IdempotencyRecord, StreamStore
+from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
 from .cursor import check_limit, decode_cursor, encode_cursor
 from .parameter_rows import RowValues, join_rows, split_rows
 from .resolved import Resolved
+from .retention import KEEP_EVERYTHING, Retention, trim_every
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 
 
 @dataclass(slots=True)
+class _Kept(Generic[Item]):
+    """Items in arrival order; position of items[i] = dropped + i (the cursor survives trimming)."""
+
+    items: list[Item] = field(default_factory=list)
+    dropped: int = 0
+    batches: deque[tuple[int, float]] = field(default_factory=deque)  # (end position, arrival time)
+
+    def extend(self, new: Iterable[Item], now: float, retention: Retention) -> int:
+        first = self.dropped + len(self.items)
+        self.items.extend(new)
+        if retention.max_age is not None:
+            self.batches.append((self.dropped + len(self.items), now))
+        if retention.max_count is not None and len(self.items) > retention.max_count + max(1, retention.max_count // 10):
+            self.drop(len(self.items) - retention.max_count)
+        return first
+
+    def drop(self, count: int) -> None:
+        count = min(count, len(self.items))
+        if count > 0:
+            del self.items[:count]
+            self.dropped += count
+        while self.batches and self.batches[0][0] <= self.dropped:
+            self.batches.popleft()
+
+    def trim(self, now: float, retention: Retention) -> None:
+        if retention.max_count is not None and len(self.items) > retention.max_count:
+            self.drop(len(self.items) - retention.max_count)
+        if retention.max_age is not None:
+            end = None
+            while self.batches and self.batches[0][1] < now - retention.max_age:
+                end = self.batches.popleft()[0]
+            if end is not None:
+                self.drop(end - self.dropped)
+
+
+@dataclass(slots=True)
 class _Stream:
     info: StreamInfo
-    events: list[Event] = field(default_factory=list)
-    parameter_rows: list[tuple[int, RowValues]] = field(default_factory=list)
+    events: _Kept[Event] = field(default_factory=_Kept)
+    parameter_rows: _Kept[tuple[int, RowValues]] = field(default_factory=_Kept)
 
-    def touch(self, timestamps: Sequence[int], *, reopen: bool) -> None:
+    def touch(self, timestamps: Sequence[int], *, reopen: bool, now: float | None = None) -> bool:
+        """Counters after a write; True when it reopened a closed stream."""
         info = self.info
-        info.last_activity = time.time()
+        info.last_activity = time.time() if now is None else now
+        reopened = reopen and info.status == "closed"
         if reopen:
             info.status = "open"
         if timestamps:
             low, high = min(timestamps), max(timestamps)
             info.first_timestamp = low if info.first_timestamp is None else min(info.first_timestamp, low)
             info.last_timestamp = high if info.last_timestamp is None else max(info.last_timestamp, high)
+        return reopened
 
 
 def _snapshot(info: StreamInfo) -> StreamInfo:
@@ -55,74 +103,106 @@ def _page(
     to_ts: int | None,
     limit: int,
     after: str | None,
-) -> tuple[list[Item], str | None]:
+    dropped: int = 0,
+) -> Page[Item]:
     """Up to `limit` items after the cursor whose timestamp is in [from_ts, to_ts), in arrival order;
-    the cursor is set only when one more matching item exists (so the last page says None)."""
+    the cursor is set only when one more matching item exists (so the last page says None).
+    items[i] is at position dropped + i."""
     check_limit(limit)
-    start = decode_cursor(after) + 1
+    start = max(decode_cursor(after) + 1 - dropped, 0)
     if from_ts is None and to_ts is None:  # unfiltered: a slice, no scan
-        more = start + limit < len(items)
-        return items[start : start + limit], encode_cursor(start + limit - 1) if more else None
-    page: list[Item] = []
-    last = -1
+        page = items[start : start + limit]
+        last = encode_cursor(dropped + start + len(page) - 1) if page else None
+        return Page(page, last if start + limit < len(items) else None, last)
+    found: list[Item] = []
+    last_index = -1
     for index in range(start, len(items)):
         item = items[index]
         timestamp = timestamp_of(item)
         if (from_ts is not None and timestamp < from_ts) or (to_ts is not None and timestamp >= to_ts):
             continue
-        if len(page) == limit:
-            return page, encode_cursor(last)
-        page.append(item)
-        last = index
-    return page, None
+        if len(found) == limit:
+            return Page(found, encode_cursor(dropped + last_index), encode_cursor(dropped + last_index))
+        found.append(item)
+        last_index = index
+    return Page(found, None, encode_cursor(dropped + last_index) if found else None)
 
 
 class MemoryStore(StreamStore):
-    def __init__(self) -> None:
+    def __init__(self, retention: Retention = KEEP_EVERYTHING, trim_interval: float = 60.0) -> None:
         # dicts keep insertion order: the streams of a topic list in creation order.
         self._topics: dict[str, dict[str, _Stream]] = {}
+        self._quarantine: dict[str, list[QuarantinedRow]] = {}
+        self._idempotency: dict[tuple[str, str], tuple[IdempotencyRecord, float]] = {}
+        self.retention = retention
+        self.trim_interval = trim_interval
+        self.changes = ChangeFeed()
+        self._trimmer: asyncio.Task[None] | None = None
 
-    def _stream(self, topic: str, stream_id: str, status: StreamStatus = "open") -> _Stream:
+    def _stream(self, topic: str, stream_id: str, status: StreamStatus = "open") -> tuple[_Stream, bool]:
+        """The stream and whether it was created now."""
         streams = self._topics.setdefault(topic, {})
         stream = streams.get(stream_id)
         if stream is None:
             stream = streams[stream_id] = _Stream(StreamInfo(topic, stream_id, status=status))
-        return stream
+            return stream, True
+        return stream, False
+
+    def _publish_stream(self, stream: _Stream) -> None:
+        info = stream.info
+        if self.changes.wants(info.topic, info.stream_id):
+            self.changes.publish(Change("stream", info.topic, info.stream_id, info=_snapshot(info)))
 
     # --- writes -----------------------------------------------------------------------------------
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        stream = self._stream(topic, stream_id)
-        stream.events.extend(events)
+        stream, created = self._stream(topic, stream_id)
+        now = time.time()
+        first = stream.events.extend(events, now, self.retention)
         stream.info.events += len(events)
-        stream.touch([e.timestamp for e in events], reopen=True)
+        reopened = stream.touch([e.timestamp for e in events], reopen=True, now=now)
+        if self.changes.count and self.changes.wants(topic, stream_id):
+            if created or reopened:
+                self._publish_stream(stream)
+            if events:
+                cursors = [encode_cursor(first + i) for i in range(len(events))]
+                self.changes.publish(Change("events", topic, stream_id, events=list(events), cursors=cursors))
         return Resolved(len(events))
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        stream = self._stream(topic, stream_id)
-        stream.parameter_rows.extend(split_rows(data))
+        stream, created = self._stream(topic, stream_id)
+        now = time.time()
+        first = stream.parameter_rows.extend(split_rows(data), now, self.retention)
         stream.info.parameter_rows += data.rows
-        stream.touch(data.timestamps, reopen=True)
+        reopened = stream.touch(data.timestamps, reopen=True, now=now)
+        if self.changes.count and self.changes.wants(topic, stream_id):
+            if created or reopened:
+                self._publish_stream(stream)
+            if data.rows:
+                cursors = [encode_cursor(first + i) for i in range(data.rows)]
+                self.changes.publish(Change("parameters", topic, stream_id, parameter_data=data, cursors=cursors))
         return Resolved(data.rows)
 
     def put_properties(
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
     ) -> Awaitable[StreamInfo]:
-        stream = self._stream(topic, stream_id)
+        stream, _ = self._stream(topic, stream_id)
         stream.info.properties = _snapshot_properties(properties)
         stream.touch((), reopen=reopen)
+        self._publish_stream(stream)
         return Resolved(_snapshot(stream.info))
 
     def close_stream(self, topic: str, stream_id: str) -> Awaitable[StreamInfo]:
-        stream = self._stream(topic, stream_id, status="closed")
+        stream, _ = self._stream(topic, stream_id, status="closed")
         stream.info.status = "closed"
         stream.touch((), reopen=False)
+        self._publish_stream(stream)
         return Resolved(_snapshot(stream.info))
 
     def set_definitions(
         self, topic: str, stream_id: str, kind: DefinitionKind, definitions: list[dict[str, Any]]
     ) -> Awaitable[StreamInfo]:
-        stream = self._stream(topic, stream_id)
+        stream, _ = self._stream(topic, stream_id)
         copied = [dict(d) for d in definitions]
         if kind == "events":
             stream.info.event_definitions = copied
@@ -131,9 +211,17 @@ class MemoryStore(StreamStore):
         else:
             return Resolved.failed(ValueError(f"unknown definition kind {kind!r}"))
         stream.touch((), reopen=False)
+        self._publish_stream(stream)
         return Resolved(_snapshot(stream.info))
 
+    def append_quarantine(self, topic: str, rows: list[QuarantinedRow]) -> Awaitable[int]:
+        self._quarantine.setdefault(topic, []).extend(rows)
+        return Resolved(len(rows))
+
     # --- reads ------------------------------------------------------------------------------------
+
+    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
+        return _page(self._quarantine.get(topic, []), _no_timestamp, None, None, limit, after)
 
     async def list_topics(self) -> list[TopicSummary]:
         return [TopicSummary(topic, len(streams)) for topic, streams in sorted(self._topics.items())]
@@ -156,9 +244,8 @@ class MemoryStore(StreamStore):
         after: str | None = None,
     ) -> Page[Event]:
         stream = self._topics.get(topic, {}).get(stream_id)
-        events = stream.events if stream is not None else []
-        items, cursor = _page(events, _event_timestamp, from_ts, to_ts, limit, after)
-        return Page(items, cursor)
+        kept = stream.events if stream is not None else _Kept()
+        return _page(kept.items, _event_timestamp, from_ts, to_ts, limit, after, kept.dropped)
 
     async def read_parameter_data(
         self,
@@ -171,9 +258,66 @@ class MemoryStore(StreamStore):
         after: str | None = None,
     ) -> Page[ParameterData]:
         stream = self._topics.get(topic, {}).get(stream_id)
-        rows = stream.parameter_rows if stream is not None else []
-        items, cursor = _page(rows, _row_timestamp, from_ts, to_ts, limit, after)
-        return Page([join_rows(items)], cursor)
+        kept = stream.parameter_rows if stream is not None else _Kept()
+        page = _page(kept.items, _row_timestamp, from_ts, to_ts, limit, after, kept.dropped)
+        return Page([join_rows(page.items)], page.next_cursor, page.last_cursor)
+
+    # --- live changes -----------------------------------------------------------------------------
+
+    async def subscribe(
+        self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
+    ) -> Subscription:
+        return self.changes.subscribe(topic, stream_id, max_pending)
+
+    # --- idempotency ------------------------------------------------------------------------------
+
+    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+        now = time.time()
+        found = self._idempotency.get((scope, key))
+        if found is not None and found[1] > now:
+            return Resolved(found[0])
+        self._idempotency[(scope, key)] = (IdempotencyRecord(fingerprint), now + lease)
+        return Resolved(None)
+
+    def finish_idempotency(
+        self, scope: str, key: str, fingerprint: str, status: int, body: bytes, ttl: float
+    ) -> Awaitable[None]:
+        self._idempotency[(scope, key)] = (IdempotencyRecord(fingerprint, status, body), time.time() + ttl)
+        return Resolved(None)
+
+    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+        found = self._idempotency.get((scope, key))
+        if found is not None and found[0].status is None and found[0].fingerprint == fingerprint:
+            del self._idempotency[(scope, key)]
+        return Resolved(None)
+
+    # --- retention and lifecycle ------------------------------------------------------------------
+
+    async def trim(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if self.retention.enabled:
+            for streams in self._topics.values():
+                for stream in streams.values():
+                    stream.events.trim(now, self.retention)
+                    stream.parameter_rows.trim(now, self.retention)
+        expired = [k for k, (_, expires) in self._idempotency.items() if expires <= now]
+        for k in expired:
+            del self._idempotency[k]
+
+    async def start(self) -> None:
+        self._trimmer = asyncio.create_task(trim_every(self, self.trim_interval))
+
+    async def close(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimmer
+            self._trimmer = None
+        self.changes.close()
+
+
+def _no_timestamp(row: QuarantinedRow) -> int:  # never called: quarantine reads are unfiltered
+    return 0
 
 
 def _event_timestamp(event: Event) -> int:

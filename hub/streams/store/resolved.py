@@ -22,6 +22,15 @@ class Resolved(Generic[T]):
     def failed(cls, error: BaseException) -> "Resolved[T]":
         return cls(error=error)
 
+    # Future's way of saying "settled": the SignalR dispatcher answers a settled write at once.
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
     def __await__(self) -> Generator[None, None, T]:
         if self._error is not None:
             raise self._error

@@ -10,6 +10,9 @@ being capped at one write per fsync.
 Read path: a second connection, used only from one reader thread, so the event loop never waits on
 the disk. In WAL mode readers never block the writer and see every committed transaction.
 
+Live changes are published on the event loop when a transaction's futures are resolved, i.e. after
+its COMMIT returned, in queue order. Retention runs as an operation on the writer thread, in passes.
+
 See protocol-notes/stream-store.md for the schema, and for why `synchronous` defaults to FULL.
 """
 
@@ -27,20 +30,62 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from ..models import Event, Page, ParameterData, StreamInfo, StreamProperties, StreamStatus, TopicSummary
-from .base import DefinitionKind, StoreUnavailable, StreamStore
+from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
+from ..models import TopicSummary
+from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
+from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
 from .cursor import check_limit, decode_cursor, encode_cursor
 from .parameter_rows import join_rows, split_rows
+from .retention import KEEP_EVERYTHING, Retention, trim_every
 
 T = TypeVar("T")
 
 # OFF is refused: it can corrupt the database on power loss, not just lose the last commits.
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # `seq` is the rowid: it grows with arrival, so it is both the read order and the page cursor.
 # An index on (stream) alone is enough for (stream, seq) reads: every SQLite index ends with the
-# rowid. Rows are never deleted, so seq is never reused.
+# rowid. AUTOINCREMENT: retention deletes rows, and a seq must never be reused (cursors).
+_DATA_TABLES = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    value TEXT,
+    tags TEXT                                 -- JSON object, NULL when empty
+);
+CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream);
+CREATE TABLE IF NOT EXISTS parameter_rows (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    row_values TEXT NOT NULL                  -- JSON, see parameter_rows.py
+);
+CREATE INDEX IF NOT EXISTS parameter_rows_by_stream ON parameter_rows (stream);
+"""
+
+# Version 1 had no AUTOINCREMENT (rows were never deleted then): copy into the new tables.
+_MIGRATE_1_TO_2 = (
+    """
+BEGIN;
+ALTER TABLE events RENAME TO events_v1;
+ALTER TABLE parameter_rows RENAME TO parameter_rows_v1;
+DROP INDEX IF EXISTS events_by_stream;
+DROP INDEX IF EXISTS parameter_rows_by_stream;
+"""
+    + _DATA_TABLES
+    + """
+INSERT INTO events SELECT * FROM events_v1;
+INSERT INTO parameter_rows SELECT * FROM parameter_rows_v1;
+DROP TABLE events_v1;
+DROP TABLE parameter_rows_v1;
+PRAGMA user_version = 2;
+COMMIT;
+"""
+)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
     key INTEGER PRIMARY KEY,                  -- creation order
@@ -57,23 +102,31 @@ CREATE TABLE IF NOT EXISTS streams (
     parameter_definitions TEXT NOT NULL DEFAULT '[]',
     UNIQUE (topic, stream_id)
 );
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    stream INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    value TEXT,
-    tags TEXT                                 -- JSON object, NULL when empty
+CREATE TABLE IF NOT EXISTS idempotency (     -- X-Idempotency-Key records
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER,                           -- NULL while the first request runs
+    body BLOB NOT NULL DEFAULT x'',
+    expires REAL NOT NULL,
+    PRIMARY KEY (scope, key)
 );
-CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream);
-CREATE TABLE IF NOT EXISTS parameter_rows (
-    seq INTEGER PRIMARY KEY,
-    stream INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL,
-    row_values TEXT NOT NULL                  -- JSON, see parameter_rows.py
+CREATE TABLE IF NOT EXISTS arrivals (         -- for age retention: data up to these seqs had arrived by `at`
+    at REAL NOT NULL,
+    events_seq INTEGER NOT NULL,
+    rows_seq INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS parameter_rows_by_stream ON parameter_rows (stream);
-"""
+CREATE TABLE IF NOT EXISTS quarantine (       -- rows of lenient batches that were not valid events
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_by_topic ON quarantine (topic);
+""" + _DATA_TABLES
 
 _INFO_COLUMNS = (
     "topic, stream_id, properties, status, events, parameter_rows, first_timestamp, last_timestamp,"
@@ -101,12 +154,23 @@ class _Write:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass(slots=True)
+class _Published:
+    """What an apply returns when its write has live changes: `publish` runs on the event loop once
+    the transaction is committed, before the write's future resolves to `result`."""
+
+    result: Any
+    publish: Callable[[], None]
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class SqliteStore(StreamStore):
-    def __init__(self, path: str, synchronous: str = "FULL"):
+    def __init__(
+        self, path: str, synchronous: str = "FULL", retention: Retention = KEEP_EVERYTHING, trim_interval: float = 60.0
+    ):
         level = synchronous.upper()
         if level not in SYNCHRONOUS_LEVELS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, not {synchronous!r}")
@@ -121,6 +185,12 @@ class SqliteStore(StreamStore):
         self._state_lock = threading.Lock()
         self._accepting = False
         self._broken: BaseException | None = None
+        self.retention = retention
+        self.trim_interval = trim_interval
+        self.changes = ChangeFeed()
+        self._trimmer: asyncio.Task[None] | None = None
+        self._touched: set[int] = set()  # stream keys written since the last count-retention pass (writer thread)
+        self._last_arrival_mark = 0.0  # writer thread
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -129,6 +199,9 @@ class SqliteStore(StreamStore):
         self._accepting = True
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
+        if self.retention.max_count is not None:
+            await self._submit(self._mark_all_touched)  # a restart must trim streams written before it
+        self._trimmer = asyncio.create_task(trim_every(self, self.trim_interval))
 
     def _open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +217,8 @@ class SqliteStore(StreamStore):
             version = write.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self.path}: schema version {version} is newer than this hub knows")
+            if version == 1:
+                write.executescript(_MIGRATE_1_TO_2)
             write.executescript(SCHEMA)
             write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             read = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -155,6 +230,13 @@ class SqliteStore(StreamStore):
         self._write_conn, self._read_conn = write, read
 
     async def close(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            try:
+                await self._trimmer
+            except asyncio.CancelledError:
+                pass
+            self._trimmer = None
         with self._state_lock:
             self._accepting = False
             if self._writer is not None:
@@ -164,6 +246,7 @@ class SqliteStore(StreamStore):
             self._writer = None
         await asyncio.to_thread(self._reader.shutdown, True)
         await asyncio.to_thread(self._close_connections)
+        self.changes.close()
 
     def _close_connections(self) -> None:
         if self._write_conn is not None:
@@ -233,6 +316,8 @@ class SqliteStore(StreamStore):
                 else:
                     outcomes.append((write, result, None))
                 conn.execute("RELEASE op")
+            if self.retention.max_age is not None:
+                self._mark_arrival(conn)
             self._commit(conn)
         except sqlite3.Error as error:
             if conn.in_transaction:
@@ -247,6 +332,19 @@ class SqliteStore(StreamStore):
             raise
         _settle(outcomes)
 
+    def _mark_arrival(self, conn: sqlite3.Connection) -> None:
+        """At most once a second: the highest seqs that have arrived by now (age retention)."""
+        now = time.time()
+        if now - self._last_arrival_mark < 1.0:
+            return
+        self._last_arrival_mark = now
+        conn.execute(
+            "INSERT INTO arrivals (at, events_seq, rows_seq) SELECT ?,"
+            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'parameter_rows'), 0)",
+            (now,),
+        )
+
     def _commit(self, conn: sqlite3.Connection) -> None:
         # A method of its own so that a test can make the commit fail.
         conn.execute("COMMIT")
@@ -256,30 +354,58 @@ class SqliteStore(StreamStore):
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
         now = time.time()
 
-        def apply(conn: sqlite3.Connection) -> int:
-            key = _ensure_stream(conn, topic, stream_id)
+        def apply(conn: sqlite3.Connection) -> _Published:
+            key, changed = _ensure_stream_changed(conn, topic, stream_id)
             conn.executemany(
                 "INSERT INTO events (stream, timestamp, id, value, tags) VALUES (?, ?, ?, ?, ?)",
                 [(key, e.timestamp, e.id, e.value, _dumps(e.tags) if e.tags else None) for e in events],
             )
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             _touch(conn, key, now, [e.timestamp for e in events], events=len(events))
-            return len(events)
+            self._touched.add(key)
+            info = _stream_info(conn, key) if changed else None
+            return _Published(len(events), lambda: self._publish_data(topic, stream_id, info, "events", events, last))
 
         return self._submit(apply)
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
         now = time.time()
 
-        def apply(conn: sqlite3.Connection) -> int:
-            key = _ensure_stream(conn, topic, stream_id)
+        def apply(conn: sqlite3.Connection) -> _Published:
+            key, changed = _ensure_stream_changed(conn, topic, stream_id)
             conn.executemany(
                 "INSERT INTO parameter_rows (stream, timestamp, row_values) VALUES (?, ?, ?)",
                 [(key, timestamp, _dumps(values)) for timestamp, values in split_rows(data)],
             )
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             _touch(conn, key, now, data.timestamps, rows=data.rows)
-            return data.rows
+            self._touched.add(key)
+            info = _stream_info(conn, key) if changed else None
+            return _Published(data.rows, lambda: self._publish_data(topic, stream_id, info, "parameters", data, last))
 
         return self._submit(apply)
+
+    def _publish_data(
+        self, topic: str, stream_id: str, info: StreamInfo | None, kind: str, items: Any, last: int
+    ) -> None:
+        """On the loop, after the commit: the stream's new state (created or reopened), then the data."""
+        feed = self.changes
+        if not feed.wants(topic, stream_id):
+            return
+        if info is not None:
+            feed.publish(Change("stream", topic, stream_id, info=info))
+        count = len(items) if kind == "events" else items.rows
+        if count:
+            cursors = [encode_cursor(seq) for seq in range(last - count + 1, last + 1)]
+            if kind == "events":
+                feed.publish(Change("events", topic, stream_id, events=list(items), cursors=cursors))
+            else:
+                feed.publish(Change("parameters", topic, stream_id, parameter_data=items, cursors=cursors))
+
+    def _publish_stream(self, info: StreamInfo) -> StreamInfo:
+        if self.changes.wants(info.topic, info.stream_id):
+            self.changes.publish(Change("stream", info.topic, info.stream_id, info=_copy_info(info)))
+        return info
 
     def put_properties(
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
@@ -290,7 +416,8 @@ class SqliteStore(StreamStore):
             key = _ensure_stream(conn, topic, stream_id)
             conn.execute("UPDATE streams SET properties = ? WHERE key = ?", (encoded, key))
             _touch(conn, key, now, (), reopen=reopen)
-            return _stream_info(conn, key)
+            info = _stream_info(conn, key)
+            return _Published(info, lambda: self._publish_stream(info))
 
         return self._submit(apply)
 
@@ -301,7 +428,8 @@ class SqliteStore(StreamStore):
             key = _ensure_stream(conn, topic, stream_id, status="closed")
             conn.execute("UPDATE streams SET status = 'closed' WHERE key = ?", (key,))
             _touch(conn, key, now, (), reopen=False)
-            return _stream_info(conn, key)
+            info = _stream_info(conn, key)
+            return _Published(info, lambda: self._publish_stream(info))
 
         return self._submit(apply)
 
@@ -317,11 +445,38 @@ class SqliteStore(StreamStore):
             key = _ensure_stream(conn, topic, stream_id)
             conn.execute(f"UPDATE streams SET {column} = ? WHERE key = ?", (encoded, key))
             _touch(conn, key, now, (), reopen=False)
-            return _stream_info(conn, key)
+            info = _stream_info(conn, key)
+            return _Published(info, lambda: self._publish_stream(info))
+
+        return self._submit(apply)
+
+    def append_quarantine(self, topic: str, rows: list[QuarantinedRow]) -> Awaitable[int]:
+        values = [(topic, r.stream_id, r.line, r.reason, r.raw, r.received_at) for r in rows]
+
+        def apply(conn: sqlite3.Connection) -> int:
+            conn.executemany(
+                "INSERT INTO quarantine (topic, stream_id, line, reason, raw, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            return len(values)
 
         return self._submit(apply)
 
     # --- reads ------------------------------------------------------------------------------------
+
+    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
+        check_limit(limit)
+        params = {"topic": topic, "after": decode_cursor(after), "fetch": limit + 1}
+
+        def query(conn: sqlite3.Connection) -> Page[QuarantinedRow]:
+            rows = conn.execute(
+                "SELECT seq, stream_id, line, reason, raw, received_at FROM quarantine"
+                " WHERE topic = :topic AND seq > :after ORDER BY seq LIMIT :fetch",
+                params,
+            ).fetchall()
+            return _to_page(rows, [QuarantinedRow(*row[1:]) for row in rows], limit)
+
+        return await self._read(query)
 
     async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._read_conn
@@ -389,9 +544,95 @@ class SqliteStore(StreamStore):
         def query(conn: sqlite3.Connection) -> Page[ParameterData]:
             rows = conn.execute(_page_sql("parameter_rows", "timestamp, row_values"), params).fetchall()
             page = _to_page(rows, rows, limit)
-            return Page([join_rows((ts, json.loads(values)) for _, ts, values in page.items)], page.next_cursor)
+            data = join_rows((ts, json.loads(values)) for _, ts, values in page.items)
+            return Page([data], page.next_cursor, page.last_cursor)
 
         return await self._read(query)
+
+    # --- live changes -----------------------------------------------------------------------------
+
+    async def subscribe(
+        self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
+    ) -> Subscription:
+        return self.changes.subscribe(topic, stream_id, max_pending)
+
+    # --- idempotency ------------------------------------------------------------------------------
+
+    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+        def apply(conn: sqlite3.Connection) -> IdempotencyRecord | None:
+            now = time.time()
+            row = conn.execute(
+                "SELECT fingerprint, status, body FROM idempotency WHERE scope = ? AND key = ? AND expires > ?",
+                (scope, key, now),
+            ).fetchone()
+            if row is not None:
+                return IdempotencyRecord(row[0], row[1], bytes(row[2]))
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, status, body, expires)"
+                " VALUES (?, ?, ?, NULL, x'', ?)",
+                (scope, key, fingerprint, now + lease),
+            )
+            return None
+
+        return self._submit(apply)
+
+    def finish_idempotency(
+        self, scope: str, key: str, fingerprint: str, status: int, body: bytes, ttl: float
+    ) -> Awaitable[None]:
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, status, body, expires) VALUES (?, ?, ?, ?, ?, ?)",
+                (scope, key, fingerprint, status, body, time.time() + ttl),
+            )
+
+        return self._submit(apply)
+
+    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND fingerprint = ? AND status IS NULL",
+                (scope, key, fingerprint),
+            )
+
+        return self._submit(apply)
+
+    # --- retention --------------------------------------------------------------------------------
+
+    def _mark_all_touched(self, conn: sqlite3.Connection) -> None:
+        self._touched.update(key for (key,) in conn.execute("SELECT key FROM streams"))
+
+    async def trim(self, now: float | None = None) -> None:
+        """One retention pass, as an operation on the writer thread (between two transactions'
+        worth of writes; the deletes commit like any write)."""
+        at = time.time() if now is None else now
+        retention = self.retention
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM idempotency WHERE expires <= ?", (at,))
+            if retention.max_age is not None:
+                # Everything stored so far has arrived by now: a mark for the tail the last (at most
+                # once a second) mark missed, so a stream that stopped receiving ages out too.
+                self._last_arrival_mark = 0.0
+                self._mark_arrival(conn)
+                cutoff = at - retention.max_age
+                row = conn.execute("SELECT max(events_seq), max(rows_seq) FROM arrivals WHERE at < ?", (cutoff,)).fetchone()
+                if row[0] is not None:
+                    conn.execute("DELETE FROM events WHERE seq <= ?", (row[0],))
+                    conn.execute("DELETE FROM parameter_rows WHERE seq <= ?", (row[1],))
+                    conn.execute("DELETE FROM arrivals WHERE at < ?", (cutoff,))
+            if retention.max_count is not None:
+                touched, self._touched = self._touched, set()
+                for key in touched:
+                    for table in ("events", "parameter_rows"):
+                        # the index on (stream) ends with seq: OFFSET walks it from the newest
+                        conn.execute(
+                            f"DELETE FROM {table} WHERE stream = :key AND seq <= (SELECT seq FROM {table}"
+                            " WHERE stream = :key ORDER BY seq DESC LIMIT 1 OFFSET :keep)",
+                            {"key": key, "keep": retention.max_count},
+                        )
+
+        await self._submit(apply)
+
 
 
 # --- helpers run on the writer or reader thread ---------------------------------------------------
@@ -419,12 +660,32 @@ def _settle(outcomes: Iterable[tuple[_Write, Any, BaseException | None]]) -> Non
 
 def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     for future, result, error in settled:
+        if isinstance(result, _Published):
+            result.publish()  # committed: live readers hear of it before the writer's ack
+            result = result.result
         if future.done():  # cancelled by its caller; the write happened anyway
             continue
         if error is None:
             future.set_result(result)
         else:
             future.set_exception(error)
+
+
+def _ensure_stream_changed(conn: sqlite3.Connection, topic: str, stream_id: str) -> tuple[int, bool]:
+    """For a data write: the stream's key, and whether the write creates or reopens it."""
+    row = conn.execute("SELECT key, status FROM streams WHERE topic = ? AND stream_id = ?", (topic, stream_id)).fetchone()
+    if row is not None:
+        return int(row[0]), row[1] == "closed"
+    return _ensure_stream(conn, topic, stream_id), True
+
+
+def _copy_info(info: StreamInfo) -> StreamInfo:
+    """A StreamInfo the feed may hand out while the writer's caller keeps its own."""
+    return _info_from_row(
+        (info.topic, info.stream_id, _dumps(info.properties.to_json()), info.status, info.events, info.parameter_rows,
+         info.first_timestamp, info.last_timestamp, info.last_activity, _dumps(info.event_definitions),
+         _dumps(info.parameter_definitions))
+    )
 
 
 def _ensure_stream(conn: sqlite3.Connection, topic: str, stream_id: str, status: StreamStatus = "open") -> int:
@@ -504,5 +765,6 @@ def _page_sql(table: str, columns: str) -> str:
 
 def _to_page(rows: list[Any], items: list[T], limit: int) -> Page[T]:
     if len(rows) > limit:
-        return Page(items[:limit], encode_cursor(rows[limit - 1][0]))
-    return Page(items, None)
+        last = encode_cursor(rows[limit - 1][0])
+        return Page(items[:limit], last, last)
+    return Page(items, None, encode_cursor(rows[-1][0]) if rows else None)

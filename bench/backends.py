@@ -1,0 +1,109 @@
+"""SendEventData events/s on each store backend: memory, sqlite (the durable default), redis.
+
+    python -m bench.backends                       # 3 rounds x 8 s each, 4 connections x 50 in flight, batches of 10
+    python -m bench.backends --rounds 1 --seconds 3 --backends memory,sqlite
+
+Same load, same run: each round starts a fresh hub per backend (pinned to core 1 as in bench/servers.py)
+and runs bench/loadgen.py against it; rounds alternate the backends so drift on a shared machine hits
+them alike; figures are medians. redis: a redis-server this script starts on a free loopback port in a
+temp dir, with `appendonly yes, appendfsync always` (acknowledged = on disk, like sqlite's FULL).
+Prints one JSON line per case on stderr and the summary JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+from . import servers
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = servers.free_port()
+    tmp = tempfile.mkdtemp(prefix="bench-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
+         "--appendonly", "yes", "--appendfsync", "always"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_case(store: str, args: argparse.Namespace) -> dict:
+    with servers.running("hub", extra=["--store", store, "--log-level", "warning"]) as hub:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.loadgen", "--url", f"{hub.url}/hub", "--token", servers.TOKEN,
+             "--connections", str(args.connections), "--inflight", str(args.inflight), "--batch", str(args.batch),
+             "--seconds", str(args.seconds), *sum((["--server-pid", str(p)] for p in hub.pids), [])],
+            cwd=servers.ROOT, capture_output=True, text=True, check=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backends", default="memory,sqlite,redis")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--connections", type=int, default=4)
+    p.add_argument("--inflight", type=int, default=50)
+    p.add_argument("--batch", type=int, default=10)
+    args = p.parse_args()
+    backends = args.backends.split(",")
+    rates: dict[str, list[float]] = {b: [] for b in backends}
+    cpu: dict[str, list[float]] = {b: [] for b in backends}
+    with contextlib.ExitStack() as stack:
+        urls = {"memory": "memory", "sqlite": "sqlite"}
+        if "redis" in backends:
+            urls["redis"] = stack.enter_context(redis_server())
+        for round_ in range(args.rounds):
+            order = backends if round_ % 2 == 0 else list(reversed(backends))
+            for backend in order:
+                result = run_case(urls[backend], args)
+                print(json.dumps({"backend": backend, "round": round_, **result}), file=sys.stderr, flush=True)
+                rates[backend].append(result["events_per_s"])
+                if result.get("server_cpu") is not None:
+                    cpu[backend].append(result["server_cpu"])
+    medians = {b: round(statistics.median(r)) for b, r in rates.items()}
+    summary = {
+        "scenario": "backends",
+        "load": {k: getattr(args, k) for k in ("connections", "inflight", "batch", "seconds", "rounds")},
+        "events_per_s": medians,
+        "runs": rates,
+        "server_cpu": {b: round(statistics.median(c), 2) for b, c in cpu.items() if c},
+        "vs_memory": {b: round(medians[b] / medians["memory"], 2) for b in backends if "memory" in medians},
+        "machine": servers.machine(),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""What the redis backend promises beyond the shared contract: several processes' worth of stores on
+one Redis see the same data and the same live changes, and an outage fails writes instead of
+acknowledging them, then heals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.streams.models import Event, StreamProperties
+from hub.streams.store import StoreUnavailable
+from hub.streams.store.redis import RedisStore
+
+T, S = "telemetry", "car-1"
+
+
+@pytest.fixture
+async def two_stores(redis_server):  # type: ignore[no-untyped-def]
+    redis_server.flush()
+    a, b = RedisStore(redis_server.url), RedisStore(redis_server.url)
+    await a.start()
+    await b.start()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_two_stores_share_data_and_changes(two_stores) -> None:  # type: ignore[no-untyped-def]
+    a, b = two_stores
+    sub = await b.subscribe(T)
+    try:
+        await a.put_properties(T, S, StreamProperties(name="lap"))
+        writes = [a.append_events(T, S, [Event(f"a{i}", i)]) if i % 2 else b.append_events(T, S, [Event(f"b{i}", i)])
+                  for i in range(20)]
+        await asyncio.gather(*writes)
+        info = await b.get_stream(T, S)
+        assert info is not None and info.events == 20 and info.properties.name == "lap"
+        assert [s.stream_id for s in await a.list_streams(T)] == [S]
+        stored = [e.id for e in (await a.read_events(T, S, limit=100)).items]
+        assert sorted(stored) == sorted([f"a{i}" for i in range(1, 20, 2)] + [f"b{i}" for i in range(0, 20, 2)])
+        first = await sub.get(5)
+        assert first.kind == "stream" and first.info is not None and first.info.properties.name == "lap"
+        fed: list[str] = []
+        while len(fed) < 20:
+            fed += [e.id for e in (await sub.get(5)).events]
+        assert fed == stored  # B's feed delivers A's and B's writes in the order Redis applied them
+    finally:
+        sub.close()
+
+
+async def test_an_outage_fails_writes_then_heals(own_redis) -> None:  # type: ignore[no-untyped-def]
+    store = RedisStore(own_redis.url)
+    await store.start()
+    try:
+        assert await store.ready()
+        assert await store.append_events(T, S, [Event("before", 1)]) == 1
+        own_redis.stop()
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            await store.append_events(T, S, [Event("during", 2)])
+        assert not await store.ready()
+        with pytest.raises(StoreUnavailable):  # failing fast now, not waiting on a socket
+            await asyncio.wait_for(store.append_events(T, S, [Event("during", 3)]), 1)
+        with pytest.raises(StoreUnavailable):
+            await store.read_events(T, S)
+        own_redis.start()
+
+        async def healed() -> bool:
+            return await store.ready()
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await healed():
+            assert asyncio.get_running_loop().time() < deadline, "the store did not reconnect"
+            await asyncio.sleep(0.05)
+        assert await store.append_events(T, S, [Event("after", 4)]) == 1
+        ids = [e.id for e in (await store.read_events(T, S)).items]
+        assert ids == ["before", "after"]  # the AOF kept the acknowledged write; none of the failed ones
+    finally:
+        await store.close()
+
+
+async def test_starting_while_redis_is_down(own_redis) -> None:  # type: ignore[no-untyped-def]
+    own_redis.stop()
+    store = RedisStore(own_redis.url)
+    await store.start()  # does not fail: it reconnects in the background
+    try:
+        assert not await store.ready()
+        with pytest.raises(StoreUnavailable):
+            await store.append_events(T, S, [])
+        own_redis.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await store.ready():
+            assert asyncio.get_running_loop().time() < deadline, "the store did not connect"
+            await asyncio.sleep(0.05)
+        assert await store.append_events(T, S, [Event("x", 1)]) == 1
+    finally:
+        await store.close()
+
+
+async def test_lost_functions_are_loaded_again(redis_server) -> None:  # type: ignore[no-untyped-def]
+    redis_server.flush()
+    store = RedisStore(redis_server.url)
+    await store.start()
+    try:
+        assert redis_server.command("FUNCTION", "FLUSH").startswith(b"+OK")
+        with pytest.raises(StoreUnavailable, match="(?i)function"):
+            await store.append_events(T, S, [Event("lost", 1)])  # not applied: the function was missing
+        assert await store.append_events(T, S, [Event("ok", 2)]) == 1
+        assert [e.id for e in (await store.read_events(T, S)).items] == ["ok"]
+    finally:
+        await store.close()
+
+
+async def test_writes_are_pipelined_in_call_order(redis_server) -> None:  # type: ignore[no-untyped-def]
+    redis_server.flush()
+    store = RedisStore(redis_server.url)
+    await store.start()
+    try:
+        pending = [store.append_events(T, S, [Event(f"e{i}", -i)]) for i in range(2000)]
+        assert sum(await asyncio.gather(*pending)) == 2000
+        assert [e.id for e in (await store.read_events(T, S, limit=5000)).items] == [f"e{i}" for i in range(2000)]
+    finally:
+        await store.close()
