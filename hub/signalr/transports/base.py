@@ -15,6 +15,9 @@ from ..protocols.base import TransferFormat
 class Transport(ABC):
     name: ClassVar[str]
     transfer_formats: ClassVar[frozenset[TransferFormat]]
+    #: True when the transport's own requests show the client is alive (long polling): the
+    #: connection then sends no pings and applies no client timeout (ASP.NET's HasInherentKeepAlive).
+    inherent_keepalive: ClassVar[bool] = False
 
     @abstractmethod
     async def send(self, data: str | bytes) -> None:

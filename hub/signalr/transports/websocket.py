@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..protocols.base import TransferFormat
 from .base import Transport
@@ -21,10 +21,14 @@ class WebSocketTransport(Transport):
     async def send(self, data: str | bytes) -> None:
         if self._closed:
             raise ConnectionError("the WebSocket is closed")
-        if isinstance(data, str):
-            await self.ws.send({"type": "websocket.send", "text": data})
-        else:
-            await self.ws.send({"type": "websocket.send", "bytes": data})
+        try:
+            if isinstance(data, str):
+                await self.ws.send({"type": "websocket.send", "text": data})
+            else:
+                await self.ws.send({"type": "websocket.send", "bytes": data})
+        except WebSocketDisconnect as exc:  # the peer is gone: the Transport contract's ConnectionError
+            self._closed = True
+            raise ConnectionError(f"the WebSocket is closed ({exc.code})") from None
 
     async def close(self) -> None:
         if self._closed:
@@ -32,5 +36,5 @@ class WebSocketTransport(Transport):
         self._closed = True
         try:
             await self.ws.close(1000)
-        except (RuntimeError, OSError):
+        except (RuntimeError, OSError, WebSocketDisconnect):
             pass  # already gone
