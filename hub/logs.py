@@ -1,4 +1,4 @@
-"""Logging set-up. Secrets never reach a log line: access_token query values and bearer tokens are
+"""Logging set-up. Secrets never reach a log line: access_token (and token) query values and bearer tokens are
 redacted from every record, including uvicorn's access and WebSocket lines (which carry the query)."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
-_SECRET = re.compile(r"(access_token=)[^&\s\"']+|((?:Bearer|bearer)\s+)[A-Za-z0-9._~+/=-]+")
+# token= is how Tinybird senders pass theirs (POST /v0/events?name=…&token=…).
+_SECRET = re.compile(r"((?:access_)?token=)[^&\s\"']+|((?:Bearer|bearer)\s+)[A-Za-z0-9._~+/=-]+")
 
 
 def redact(text: str) -> str:

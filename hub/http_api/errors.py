@@ -9,10 +9,13 @@ from starlette.responses import JSONResponse
 _DEFAULT_TEXT = {
     400: "Bad request.",
     401: "Unauthorized: a valid token is required (Authorization: Bearer <token> or ?access_token=<token>).",
+    403: "Forbidden: a valid token is required (Authorization: Bearer <token> or ?token=<token>).",
     404: "Not found.",
     405: "Method not allowed.",
     413: "Request body too large.",
     415: "Unsupported media type.",
+    429: "Too many requests.",
+    503: "Service unavailable, retry later.",
 }
 
 

@@ -1,7 +1,10 @@
 """The Quix Writer and read API over HTTP: a thin adapter over the ingestion service.
 
-Writes answer 200 only once the store has the data (its awaitable resolved). Errors are
-`{"error": "…"}` (see errors.py).
+Writes answer 200 once the store has the data (its awaitable resolved), or with `?wait=false` 202
+once the batch is validated and queued in order (acks.py). Events come as a JSON array (all or
+nothing: 400 naming the index and field) or as NDJSON (each bad line quarantined, the rest stored);
+any body may be gzip. Errors are `{"error": "…"}` (errors.py). Every operation is declared once
+(operations.py) for the router, the guard and the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -10,61 +13,109 @@ from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
-from ..auth import TokenAuth
+from ..streams import schema
 from ..streams.service import IngestionService
-from ..streams.store.base import StoreUnavailable
 from ..streams.validation import ValidationError
 from . import codec
+from .acks import Acknowledgements, wait_param
 from .errors import ApiError
+from .operations import Operation, Param, Reply, error_replies, path_topic
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 
-Handler = Callable[[Request], Awaitable[Response]]
+TOPIC = Param("topic", "path", schema.NAME, "the topic", required=True)
+STREAM = Param("streamId", "path", schema.NAME, "the stream (created on first write)", required=True)
+WAIT = Param(
+    "wait", "query", {"type": "boolean", "default": True},
+    "true (default): reply 200 once the store committed the write; false: reply 202 once it is accepted in order",
+)
+PAGE = (
+    Param("limit", "query", {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}, f"items a page (above {MAX_LIMIT} reads as {MAX_LIMIT})"),
+    Param("after", "query", {"type": "string"}, "the X-Next-Cursor of the previous page"),
+)
+RANGE = (
+    Param("from", "query", schema.NANOSECONDS, "only items with timestamp >= from"),
+    Param("to", "query", schema.NANOSECONDS, "only items with timestamp < to"),
+)
+GZIP_NOTE = "The body may be gzip-compressed (Content-Encoding: gzip)."
+
+BATCH_REPLIES = {
+    200: Reply("Stored: the store committed the write.", schema.BATCH_RESULT),
+    202: Reply("Accepted (wait=false): validated and queued in order; stored shortly.", schema.BATCH_RESULT),
+}
+STREAM_INFO = Reply("The stream", schema.STREAM_INFO)
+READ_ERRORS = error_replies(400, 401)
+WRITE_ERRORS = error_replies(400, 401, 413, 415, 503)
 
 
 class HttpApi:
-    def __init__(self, service: IngestionService, auth: TokenAuth, *, max_body_size: int):
+    def __init__(self, service: IngestionService, *, max_body_size: int, acks: Acknowledgements | None = None):
         self.service = service
-        self.auth = auth
         self.max_body_size = max_body_size
+        self.acks = acks or Acknowledgements()
 
     @property
-    def routes(self) -> list[BaseRoute]:
-        s = "/topics/{topic}/streams/{stream_id}"
-        g = self._guarded
+    def operations(self) -> list[Operation]:
+        s = "/topics/{topic}/streams/{streamId}"
+        t = "Quix Writer and read API"
+        topic = path_topic
         return [
-            Route("/topics", g(self.list_topics), methods=["GET"]),
-            Route("/topics/{topic}/streams", g(self.list_streams), methods=["GET"]),
-            Route("/topics/{topic}/streams", g(self.create_stream), methods=["POST"]),
-            Route(s, g(self.get_stream), methods=["GET"]),
-            Route(s, g(self.update_stream), methods=["PUT"]),
-            Route(f"{s}/close", g(self.close_stream), methods=["POST"]),
-            Route(f"{s}/events/data", g(self.read_events), methods=["GET"]),
-            Route(f"{s}/events/data", g(self.send_events), methods=["POST"]),
-            Route(f"{s}/parameters/data", g(self.read_parameter_data), methods=["GET"]),
-            Route(f"{s}/parameters/data", g(self.send_parameter_data), methods=["POST"]),
-            Route(f"{s}/events", g(self.set_event_definitions), methods=["PUT"]),
-            Route(f"{s}/parameters", g(self.set_parameter_definitions), methods=["PUT"]),
+            Operation("GET", "/health", self.health, "Liveness", "Service", auth="none",
+                      replies={200: Reply("Up", {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}})}),
+            Operation("GET", "/topics", self.list_topics, "List topics", t,
+                      replies={200: Reply("Topics with at least one stream, by name", {"type": "array", "items": schema.TOPIC_SUMMARY}),
+                               **error_replies(401)}),
+            Operation("GET", "/topics/{topic}/streams", self.list_streams, "List the streams of a topic", t, topic=topic,
+                      params=(TOPIC,),
+                      replies={200: Reply("In creation order", {"type": "array", "items": schema.STREAM_INFO}), **READ_ERRORS}),
+            Operation("POST", "/topics/{topic}/streams", self.create_stream, "Create a stream", t, topic=topic, write=True,
+                      params=(TOPIC,), body={"application/json": schema.STREAM_PROPERTIES}, body_required=False,
+                      replies={200: Reply("Created", {"type": "object", "required": ["streamId"], "properties": {"streamId": {"type": "string", "format": "uuid"}}}),
+                               **WRITE_ERRORS}),
+            Operation("GET", s, self.get_stream, "One stream's properties and counters", t, topic=topic,
+                      params=(TOPIC, STREAM), replies={200: STREAM_INFO, **error_replies(400, 401, 404)}),
+            Operation("PUT", s, self.update_stream, "Replace a stream's properties (creating it if new)", t, topic=topic, write=True,
+                      params=(TOPIC, STREAM), body={"application/json": schema.STREAM_PROPERTIES}, body_required=False,
+                      replies={200: STREAM_INFO, **WRITE_ERRORS}),
+            Operation("POST", f"{s}/close", self.close_stream, "Close a stream (a later write reopens it)", t, topic=topic, write=True,
+                      params=(TOPIC, STREAM), replies={200: STREAM_INFO, **error_replies(400, 401, 503)}),
+            Operation("GET", f"{s}/events/data", self.read_events, "Read events in arrival order", t, topic=topic,
+                      params=(TOPIC, STREAM, *RANGE, *PAGE),
+                      replies={200: Reply("A page of events", {"type": "array", "items": schema.EVENT_OUT}, headers=("X-Next-Cursor",)),
+                               **error_replies(400, 401, 404)}),
+            Operation("POST", f"{s}/events/data", self.send_events, "Send events", t, topic=topic, write=True,
+                      params=(TOPIC, STREAM, WAIT),
+                      body={"application/json": schema.EVENTS,
+                            "application/x-ndjson": {**schema.EVENTS, "description": "one event a line (NDJSON)"}},
+                      replies={**BATCH_REPLIES, **WRITE_ERRORS},
+                      description="A JSON array is all or nothing: one bad event is a 400 naming its index and field, "
+                                  "and nothing is stored. NDJSON (one event a line) is lenient: a line that is not JSON or "
+                                  "not a valid event goes to the topic's quarantine (GET /topics/{topic}/quarantine) with "
+                                  "its line number and reason, is counted in quarantined_rows, and the other lines are "
+                                  "stored. " + GZIP_NOTE),
+            Operation("GET", f"{s}/parameters/data", self.read_parameter_data, "Read parameter data in arrival order", t, topic=topic,
+                      params=(TOPIC, STREAM, *RANGE, *PAGE),
+                      replies={200: Reply("A page of rows", schema.PARAMETER_DATA_OUT, headers=("X-Next-Cursor",)),
+                               **error_replies(400, 401, 404)}),
+            Operation("POST", f"{s}/parameters/data", self.send_parameter_data, "Send parameter data", t, topic=topic, write=True,
+                      params=(TOPIC, STREAM, WAIT), body={"application/json": schema.PARAMETER_DATA},
+                      replies={**BATCH_REPLIES, **WRITE_ERRORS},
+                      description="All or nothing; every section's arrays line up with timestamps. " + GZIP_NOTE),
+            Operation("PUT", f"{s}/events", self.set_event_definitions, "Replace the event definitions", t, topic=topic, write=True,
+                      params=(TOPIC, STREAM), body={"application/json": schema.EVENT_DEFINITIONS},
+                      replies={200: STREAM_INFO, **WRITE_ERRORS}),
+            Operation("PUT", f"{s}/parameters", self.set_parameter_definitions, "Replace the parameter definitions", t, topic=topic,
+                      write=True, params=(TOPIC, STREAM), body={"application/json": schema.PARAMETER_DEFINITIONS},
+                      replies={200: STREAM_INFO, **WRITE_ERRORS}),
+            Operation("GET", "/topics/{topic}/quarantine", self.read_quarantine, "Read the topic's quarantined rows", t, topic=topic,
+                      params=(TOPIC, *PAGE),
+                      replies={200: Reply("A page of quarantined rows, in arrival order",
+                                          {"type": "array", "items": schema.QUARANTINED_ROW}, headers=("X-Next-Cursor",)),
+                               **READ_ERRORS},
+                      description="NDJSON lines (here and from /v0/events) that were not valid events: kept, not lost."),
         ]
-
-    def _guarded(self, handler: Handler) -> Handler:
-        """Auth first, then map domain errors to HTTP once, here."""
-
-        async def guarded(request: Request) -> Response:
-            if self.auth(request) is None:
-                raise ApiError(401, headers={"WWW-Authenticate": "Bearer"})
-            try:
-                return await handler(request)
-            except ValidationError as exc:
-                raise ApiError(400, str(exc)) from None
-            except StoreUnavailable as exc:
-                raise ApiError(503, f"The store is unavailable, retry later: {exc}", {"Retry-After": "1"}) from None
-
-        guarded.__name__ = handler.__name__
-        return guarded
 
     async def health(self, request: Request) -> Response:
         return codec.json_response({"status": "ok"})
@@ -87,14 +138,29 @@ class HttpApi:
         return codec.json_response(info.to_json())
 
     async def send_events(self, request: Request) -> Response:
+        topic, stream_id = _ids(request)
+        wait = wait_param(request, default=True)
+        media = codec.check_json_type(request, ndjson=True)
+        if codec.is_ndjson(media):
+            body = await codec.read_body(request, self.max_body_size)
+            if not body.strip():
+                raise ApiError(400, "Request body is empty; expected NDJSON, one event a line.")
+            batch = self.service.send_event_rows(topic, stream_id, codec.ndjson_rows(body))
+            status = await self.acks.settle(batch.written, wait=wait, what=f"events for {topic}/{stream_id}")
+            return _batch_reply(batch.successful_rows, batch.quarantined_rows, status)
         events = await codec.read_json(request, self.max_body_size)
-        stored = await self.service.send_events(*_ids(request), events)
-        return codec.json_response({"successful_rows": stored, "quarantined_rows": 0})
+        written = self.service.send_events(topic, stream_id, events)
+        status = await self.acks.settle(written, wait=wait, what=f"events for {topic}/{stream_id}")
+        return _batch_reply(len(events), 0, status)
 
     async def send_parameter_data(self, request: Request) -> Response:
+        topic, stream_id = _ids(request)
+        wait = wait_param(request, default=True)
         data = await codec.read_json(request, self.max_body_size)
-        stored = await self.service.send_parameter_data(*_ids(request), data)
-        return codec.json_response({"successful_rows": stored, "quarantined_rows": 0})
+        written = self.service.send_parameter_data(topic, stream_id, data)
+        status = await self.acks.settle(written, wait=wait, what=f"parameter data for {topic}/{stream_id}")
+        rows = len(data["timestamps"] if "timestamps" in data else data["Timestamps"])  # validated above
+        return _batch_reply(rows, 0, status)
 
     async def set_event_definitions(self, request: Request) -> Response:
         definitions = await codec.read_json(request, self.max_body_size)
@@ -120,14 +186,18 @@ class HttpApi:
 
     async def read_events(self, request: Request) -> Response:
         await self._stream(request)
-        page = await self._read(self.service.read_events, request)
+        page = await self._read(self.service.read_events, request, *_ids(request))
         return codec.json_response([e.to_json() for e in page.items], _cursor(page.next_cursor))
 
     async def read_parameter_data(self, request: Request) -> Response:
         await self._stream(request)
-        page = await self._read(self.service.read_parameter_data, request)
+        page = await self._read(self.service.read_parameter_data, request, *_ids(request))
         data = page.items[0].to_json() if page.items else _EMPTY_PARAMETERS
         return codec.json_response(data, _cursor(page.next_cursor))
+
+    async def read_quarantine(self, request: Request) -> Response:
+        page = await self._read(self.service.read_quarantine, request, request.path_params["topic"], ranged=False)
+        return codec.json_response([r.to_json() for r in page.items], _cursor(page.next_cursor))
 
     async def _stream(self, request: Request):
         topic, stream_id = _ids(request)
@@ -136,32 +206,31 @@ class HttpApi:
             raise ApiError(404, f"No stream '{stream_id}' in topic '{topic}'.")
         return info
 
-    async def _read(self, read: Callable[..., Awaitable[Any]], request: Request) -> Any:
+    async def _read(self, read: Callable[..., Awaitable[Any]], request: Request, *ids: str, ranged: bool = True) -> Any:
         q = request.query_params
         limit = _int_query(request, "limit")
         if limit is None:
             limit = DEFAULT_LIMIT
         elif limit < 1:
             raise ApiError(400, f"limit: expected a positive integer, got {q['limit']}")
+        ranges = {"from_ts": _int_query(request, "from"), "to_ts": _int_query(request, "to")} if ranged else {}
         try:
-            return await read(
-                *_ids(request),
-                from_ts=_int_query(request, "from"),
-                to_ts=_int_query(request, "to"),
-                limit=min(limit, MAX_LIMIT),
-                after=q.get("after") or None,
-            )
+            return await read(*ids, **ranges, limit=min(limit, MAX_LIMIT), after=q.get("after") or None)
         except ValueError as exc:
             if isinstance(exc, ValidationError):
                 raise
             raise ApiError(400, f"after: {exc}") from None
 
 
-_EMPTY_PARAMETERS = {"timestamps": [], "numericValues": {}, "stringValues": {}, "binaryValues": {}, "tagValues": {}}
+_EMPTY_PARAMETERS: dict[str, Any] = {"timestamps": [], "numericValues": {}, "stringValues": {}, "binaryValues": {}, "tagValues": {}}
+
+
+def _batch_reply(successful: int, quarantined: int, status: int) -> Response:
+    return codec.json_response({"successful_rows": successful, "quarantined_rows": quarantined}, status=status)
 
 
 def _ids(request: Request) -> tuple[str, str]:
-    return request.path_params["topic"], request.path_params["stream_id"]
+    return request.path_params["topic"], request.path_params["streamId"]
 
 
 def _cursor(next_cursor: str | None) -> dict[str, str] | None:

@@ -7,16 +7,43 @@ awaitable, so the order of calls is the order of writes even when a connection p
 
 from __future__ import annotations
 
+import time
 import uuid
-from typing import Any, Awaitable, TypeVar
+from dataclasses import dataclass
+from collections import deque
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, NamedTuple, TypeVar
 
-from .models import Event, Page, ParameterData, StreamInfo, TopicSummary
+from .models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, TopicSummary
 from .store.base import StreamStore
+from .store.changes import DEFAULT_MAX_PENDING, Subscription
 from .validation import INT64_MAX, INT64_MIN, ValidationError, check_name, parse_definitions
-from .validation import parse_events, parse_parameter_data, parse_properties
+from .validation import _well_formed_event, parse_event, parse_events, parse_parameter_data, parse_properties
+from .validation import parse_event_item, parse_parameter_data_item, parse_timestamp
+from . import feed
 
 T = TypeVar("T")
 MAX_PAGE = 100_000  # the HTTP API clamps larger requests to this
+
+
+class RawRow(NamedTuple):  # a NamedTuple: made once a line, twice as cheap as a frozen dataclass
+    """One row of a lenient batch as a transport decoded it: its 1-based line, its text, and either
+    the decoded event value or `error`, why it could not be decoded."""
+
+    line: int
+    raw: str
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class LenientBatch:
+    """What a lenient write took at call time (counts final then: validation is synchronous);
+    `written` resolves once the events and the quarantined rows are as durable as the store
+    promises, and raises StoreUnavailable when they could not be."""
+
+    successful_rows: int
+    quarantined_rows: int
+    written: Awaitable[None]
 
 
 class IngestionService:
@@ -29,9 +56,74 @@ class IngestionService:
         _check_stream(topic, stream_id)
         return self.store.append_events(topic, stream_id, parse_events(raw_events))
 
+    def send_event_batches(self, topic: str, batches: list[tuple[str, Any]]) -> Awaitable[int]:
+        """Events for several streams of one topic, as (stream id, raw events) pairs: every batch is
+        validated before any is written (all or nothing), then appended in order. Resolves to the
+        number of events once all are durable."""
+        check_name(topic, "topic")
+        parsed: list[tuple[str, list[Event]]] = []
+        for stream_id, raw_events in batches:
+            check_name(stream_id, "streamId")
+            parsed.append((stream_id, parse_events(raw_events)))
+        total = sum(len(events) for _, events in parsed)
+        return _then(_all([self.store.append_events(topic, s, events) for s, events in parsed]), total)
+
+    def send_event_rows(self, topic: str, stream_id: str, rows: Iterable[RawRow]) -> LenientBatch:
+        """A lenient batch (e.g. NDJSON): valid rows are appended as events in order; each bad one
+        goes to the topic's quarantine with its line and reason instead of failing the batch."""
+        _check_stream(topic, stream_id)
+        now = time.time()
+        events: list[Event] = []
+        rejected: list[QuarantinedRow] = []
+        for row in rows:
+            if row.error is None:
+                event = _well_formed_event(row.value)  # the common case, without building error paths
+                if event is not None:
+                    events.append(event)
+                    continue
+                try:
+                    events.append(parse_event(row.value, f"line {row.line}"))
+                    continue
+                except ValidationError as exc:
+                    reason = str(exc)
+            else:
+                reason = f"line {row.line}: {row.error}"
+            rejected.append(QuarantinedRow(stream_id, row.line, _utf8(reason), _utf8(row.raw), now))
+        writes: list[Awaitable[Any]] = []
+        if events:  # a batch of only bad rows creates no stream
+            writes.append(self.store.append_events(topic, stream_id, events))
+        if rejected:
+            writes.append(self.store.append_quarantine(topic, rejected))
+        return LenientBatch(len(events), len(rejected), _all(writes))
+
     def send_parameter_data(self, topic: str, stream_id: str, raw: Any) -> Awaitable[int]:
         _check_stream(topic, stream_id)
         return self.store.append_parameter_data(topic, stream_id, parse_parameter_data(raw))
+
+    # --- streamed writes: one item at a time, each stored as it arrives -----------------------------
+
+    async def send_event_stream(self, topic: str, stream_id: str, items: AsyncIterable[Any]) -> int:
+        """Each item is one event or an array of events, appended (all or nothing per item) in
+        arrival order as it comes. Returns the number of events stored once `items` ends. A bad
+        item raises ValidationError naming it (`items[3].timestamp: …`) once every item before it
+        is durable; those stay stored."""
+        _check_stream(topic, stream_id)
+
+        def write(raw: Any, path: str) -> Awaitable[int]:
+            return self.store.append_events(topic, stream_id, parse_event_item(raw, path))
+
+        return await _write_each(items, write)
+
+    async def send_parameter_stream(self, topic: str, stream_id: str, items: AsyncIterable[Any]) -> int:
+        """As send_event_stream, for parameter data (an item: one parameterData or an array of them);
+        returns the number of rows stored."""
+        _check_stream(topic, stream_id)
+
+        def write(raw: Any, path: str) -> Awaitable[int]:
+            parts = parse_parameter_data_item(raw, path)  # the whole item is valid before any write
+            return _sum([self.store.append_parameter_data(topic, stream_id, data) for data in parts])
+
+        return await _write_each(items, write)
 
     def create_stream(self, topic: str, raw_properties: Any) -> Awaitable[str]:
         """Resolves to the new stream's id (a uuid4)."""
@@ -56,7 +148,58 @@ class IngestionService:
         _check_stream(topic, stream_id)
         return self.store.set_definitions(topic, stream_id, "parameters", parse_definitions(raw, "parameters"))
 
+    # --- live changes -------------------------------------------------------------------------------
+
+    async def changes(
+        self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
+    ) -> Subscription:
+        """The store's live change feed (store/changes.py) of the matching streams, None = all: what
+        every entry point writes, once durable, in write order (the Reader hub fans it out)."""
+        return await self.store.subscribe(topic, stream_id, max_pending=max_pending)
+
     # --- reads ------------------------------------------------------------------------------------
+
+    async def event_stream(
+        self, topic: Any, stream_id: Any, from_ts: Any = None, follow: Any = False
+    ) -> AsyncIterator[Event]:
+        """The stored events of a stream whose timestamp is >= from_ts (None: all), in arrival
+        order; with `follow`, then every event written later, as it is made durable, until the
+        caller stops iterating. A follower that lets more than feed.MAX_WAITING events wait ends
+        with feed.FellBehind."""
+        _check_stream(topic, stream_id)
+        if from_ts is not None:
+            from_ts = parse_timestamp(from_ts, "fromTimestamp")
+        if type(follow) is not bool:
+            raise ValidationError("follow", "expected true or false")
+        # Subscribe before reading what is stored: a write made in between is then in one or the
+        # other, and skip_through drops what is in both.
+        live = await feed.subscribe(self.store, topic, stream_id, from_ts=from_ts) if follow else None
+        try:
+            after = seen = None
+            while True:
+                page = await self.store.read_events(topic, stream_id, from_ts=from_ts, limit=1000, after=after)
+                for event in page.items:
+                    yield event
+                seen = page.last_cursor or seen
+                if page.next_cursor is None:
+                    break
+                after = page.next_cursor
+            if live is not None:
+                live.skip_through(seen)
+                async for event in live:
+                    yield event
+        finally:
+            if live is not None:
+                live.close()
+
+    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
+        check_name(topic, "topic")
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+            raise ValidationError("limit", f"expected an integer from 1 to {MAX_PAGE}")
+        try:
+            return await self.store.read_quarantine(topic, limit=limit, after=after)
+        except ValueError:
+            raise ValidationError("after", "not a cursor from a previous page of this quarantine") from None
 
     async def list_topics(self) -> list[TopicSummary]:
         return await self.store.list_topics()
@@ -124,6 +267,62 @@ def _check_read(topic: Any, stream_id: Any, from_ts: Any, to_ts: Any, limit: Any
         raise ValidationError("limit", f"expected an integer from 1 to {MAX_PAGE}")
     if after is not None and type(after) is not str:
         raise ValidationError("after", "expected a cursor string")
+
+
+def _utf8(text: str) -> str:
+    """Text every store can hold: lone surrogates (possible in JSON text) replaced."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
+async def _all(writes: list[Awaitable[Any]]) -> None:
+    """Await every write (none is left unobserved), then raise the first failure."""
+    failure: Exception | None = None
+    for written in writes:
+        try:
+            await written
+        except Exception as exc:  # noqa: BLE001 - re-raised below
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
+# Streamed writes keep at most this many store writes in flight (a durable store acknowledges in
+# group commits: waiting for each item alone would cap a stream at one item per commit).
+STREAM_WRITE_WINDOW = 64
+
+
+async def _write_each(items: AsyncIterable[Any], write: Callable[[Any, str], Awaitable[int]]) -> int:
+    """write(item, "items[k]") for each item in order; the total of what they resolve to. On any
+    failure the writes already made are awaited first (they stay stored), then it is raised."""
+    pending: deque[Awaitable[int]] = deque()
+    total = 0
+    k = 0
+    try:
+        async for raw in items:
+            pending.append(write(raw, f"items[{k}]"))
+            k += 1
+            if len(pending) > STREAM_WRITE_WINDOW:
+                total += await pending.popleft()
+    except BaseException:
+        await _all(list(pending))  # durable (or failed) before the error is reported
+        raise
+    while pending:
+        total += await pending.popleft()
+    return total
+
+
+async def _sum(writes: list[Awaitable[int]]) -> int:
+    """The total of writes that all succeeded; every write is awaited, the first failure raised."""
+    total = 0
+    failure: Exception | None = None
+    for written in writes:
+        try:
+            total += await written
+        except Exception as exc:  # noqa: BLE001 - re-raised below
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return total
 
 
 async def _then(written: Awaitable[Any], value: T) -> T:

@@ -141,10 +141,47 @@ def parse_event(raw: Any, path: str) -> Event:
     )
 
 
+def _well_formed_event(raw: Any) -> Event | None:
+    """The usual event (camelCase, plain types) accepted without building the error paths that
+    parse_event prepares; None when in any doubt, and parse_event then judges (and names the error)."""
+    if type(raw) is not dict:
+        return None
+    event_id, timestamp = raw.get("id"), raw.get("timestamp")
+    if type(event_id) is not str or not event_id or type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
+        return None
+    value, tags = raw.get("value", _MISSING), raw.get("tags", _MISSING)
+    if value is _MISSING:
+        if "Value" in raw:
+            return None
+        value = None
+    elif value is not None and (type(value) is not str or not (value.isascii() or _is_unicode(value))):
+        return None
+    if tags is _MISSING or tags is None:
+        if tags is _MISSING and "Tags" in raw:
+            return None
+        tags = {}
+    elif type(tags) is not dict:
+        return None
+    else:
+        for key, item in tags.items():
+            if type(key) is not str or type(item) is not str or not (key.isascii() or _is_unicode(key)):
+                return None
+            if not (item.isascii() or _is_unicode(item)):
+                return None
+        tags = dict(tags)
+    if not (event_id.isascii() or _is_unicode(event_id)):
+        return None
+    return Event(event_id, timestamp, value, tags)
+
+
 def parse_events(raw: Any) -> list[Event]:
     """An array of events; the first bad one raises, naming its index and field."""
     items = _array(raw, "events", "expected an array of events")
-    return [parse_event(item, f"events[{i}]") for i, item in enumerate(items)]
+    events = []
+    for i, item in enumerate(items):
+        event = _well_formed_event(item)
+        events.append(event if event is not None else parse_event(item, f"events[{i}]"))
+    return events
 
 
 # --- parameter data -----------------------------------------------------------------------------
@@ -202,33 +239,55 @@ def _section(raw: Any, path: str, rows: int, parse_value: Callable[[Any, str], T
     return section
 
 
-def parse_parameter_data(raw: Any) -> ParameterData:
-    """Parameter data with `epoch` already added to every timestamp."""
-    raw = _object(raw, "parameterData")
+def parse_parameter_data(raw: Any, path: str = "parameterData") -> ParameterData:
+    """Parameter data with `epoch` already added to every timestamp. `path` names it in errors."""
+    raw = _object(raw, path)
     raw_timestamps = _field(raw, "timestamps")
     if raw_timestamps is _MISSING:
-        raise ValidationError("parameterData.timestamps", "required, an array of integer nanoseconds")
+        raise ValidationError(f"{path}.timestamps", "required, an array of integer nanoseconds")
     raw_timestamps = _array(
-        raw_timestamps, "parameterData.timestamps", "expected an array of integer nanoseconds"
+        raw_timestamps, f"{path}.timestamps", "expected an array of integer nanoseconds"
     )
-    timestamps = [parse_timestamp(t, f"parameterData.timestamps[{i}]") for i, t in enumerate(raw_timestamps)]
+    timestamps = [parse_timestamp(t, f"{path}.timestamps[{i}]") for i, t in enumerate(raw_timestamps)]
 
     epoch = _field(raw, "epoch")
     if epoch is not _MISSING and epoch is not None:
-        epoch = parse_timestamp(epoch, "parameterData.epoch")
+        epoch = parse_timestamp(epoch, f"{path}.epoch")
         if epoch:
             timestamps = [t + epoch for t in timestamps]
             for i, t in enumerate(timestamps):
                 if not INT64_MIN <= t <= INT64_MAX:
                     raise ValidationError(
-                        f"parameterData.timestamps[{i}]", "plus epoch is outside the int64 range of nanoseconds"
+                        f"{path}.timestamps[{i}]", "plus epoch is outside the int64 range of nanoseconds"
                     )
 
     rows = len(timestamps)
     sections = [
-        _section(_field(raw, name), f"parameterData.{name}", rows, parse_value) for name, parse_value in _SECTIONS
+        _section(_field(raw, name), f"{path}.{name}", rows, parse_value) for name, parse_value in _SECTIONS
     ]
     return ParameterData(timestamps, *sections)
+
+
+def parse_event_item(raw: Any, path: str) -> list[Event]:
+    """One item of an event stream (StreamEventData): one event, or an array of events."""
+    if isinstance(raw, dict):
+        event = _well_formed_event(raw)
+        return [event if event is not None else parse_event(raw, path)]
+    items = _array(raw, path, "expected an event or an array of events")
+    events = []
+    for i, item in enumerate(items):
+        event = _well_formed_event(item)
+        events.append(event if event is not None else parse_event(item, f"{path}[{i}]"))
+    return events
+
+
+def parse_parameter_data_item(raw: Any, path: str) -> list[ParameterData]:
+    """One item of a parameter-data stream (StreamParameterData): one parameter-data object, or an
+    array of them."""
+    if isinstance(raw, dict):
+        return [parse_parameter_data(raw, path)]
+    items = _array(raw, path, "expected parameter data or an array of parameter data")
+    return [parse_parameter_data(item, f"{path}[{i}]") for i, item in enumerate(items)]
 
 
 # --- stream properties --------------------------------------------------------------------------
@@ -280,8 +339,9 @@ def _level(value: Any, path: str) -> str:
     if value is None or value is _MISSING:
         return "Information"
     # .NET serializers write enums as their index unless told otherwise: accept 0..5 too.
-    if type(value) is int and 0 <= value < len(EVENT_LEVELS):
-        return EVENT_LEVELS[value]
+    # A whole float too (2.0): JSON Schema calls it an integer, and JavaScript encoders may send one.
+    if (type(value) is int or (type(value) is float and value.is_integer())) and 0 <= value < len(EVENT_LEVELS):
+        return EVENT_LEVELS[int(value)]
     if type(value) is str and value.lower() in _LEVELS_BY_KEY:
         return _LEVELS_BY_KEY[value.lower()]
     raise ValidationError(path, "expected one of " + ", ".join(EVENT_LEVELS))
@@ -327,8 +387,13 @@ def parse_definitions(raw: Any, kind: DefinitionKind) -> list[dict[str, Any]]:
 # --- names --------------------------------------------------------------------------------------
 
 
+_CHECKED_NAMES: set[str] = set()  # names that passed (bounded): most writes name the same few
+
+
 def check_name(value: Any, what: str) -> str:
     """A topic or stream id: it becomes part of URLs and store keys, so keep it printable."""
+    if type(value) is str and value in _CHECKED_NAMES:
+        return value
     if type(value) is not str or not value:
         raise ValidationError(what, "expected a non-empty string")
     if len(value) > MAX_NAME_LENGTH:
@@ -339,4 +404,7 @@ def check_name(value: Any, what: str) -> str:
         raise ValidationError(what, "must not contain control characters")
     if not _is_unicode(value):
         raise ValidationError(what, "contains a lone surrogate, not valid Unicode text")
+    if len(_CHECKED_NAMES) >= 10_000:
+        _CHECKED_NAMES.clear()
+    _CHECKED_NAMES.add(value)
     return value
