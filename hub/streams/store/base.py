@@ -16,9 +16,9 @@ Promises common to every method:
 - Live changes (subscribe) are published once a write is durable, in write order, to every
   subscriber of any process sharing the data (redis); a slow subscriber is ended, never waited for.
 
-Backends: memory.py and sqlite.py implement every method here, quarantine included. The redis
-backend (issue 6) must implement append_quarantine/read_quarantine too (keep it per topic, in
-arrival order, paged by an opaque cursor like the data reads); tests/contract covers them.
+Every backend implements every method here, the quarantine (append_quarantine/read_quarantine:
+per topic, in arrival order, paged by an opaque cursor like the data reads) included; a new backend
+must too, and tests/contract covers them.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ changes behind is ended: its next read raises `FeedOverflow` (it should catch up
 a cursor, then subscribe again).
 
 Subscriptions match on topic and stream id; None matches every topic / every stream (the reader
-hub's `*`).
+hub's `*`); `Subscription.where`, when set, narrows that with a predicate.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 from ..models import Event, ParameterData, StreamInfo
 from .cursor import cursor_key
@@ -86,9 +86,17 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self.closed = False
+        # Narrows the match further when set (topic, stream_id) -> bool: one subscription standing for
+        # many readers (the Reader hub) says which streams any of them wants, so the store publishes
+        # (redis: fetches) nothing else. Called on every write: keep it a few dict lookups.
+        self.where: Callable[[str, str], bool] | None = None
 
     def matches(self, topic: str, stream_id: str) -> bool:
-        return (self.topic is None or self.topic == topic) and (self.stream_id is None or self.stream_id == stream_id)
+        return (
+            (self.topic is None or self.topic == topic)
+            and (self.stream_id is None or self.stream_id == stream_id)
+            and (self.where is None or self.where(topic, stream_id))
+        )
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,329 @@
+// The live console: streams with their counts and last activity (HTTP read API, kept current by the
+// Reader hub's ActiveStreamsChanged), a live tail of one stream (Reader hub: SubscribeToEvent with
+// "*"), and a form sending a test event (Writer hub: SendEventData). The token is asked for once and
+// kept in sessionStorage (this tab only).
+import { HubConnection } from "./signalr.js";
+
+const TOKEN_KEY = "hub-console-token";
+const CHOSEN_KEY = "hub-console-stream";
+const MAX_TAIL = 200; // events kept in the tail
+const MAX_ROWS = 500; // streams shown
+const REFRESH_MS = 10000; // the listing is re-read this often (counts change with every write)
+const RETRY_MS = [1000, 2000, 5000, 10000];
+
+const $ = (id) => document.getElementById(id);
+const origin = window.location.origin;
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  reader: null,
+  writer: null,
+  streams: new Map(), // "topic\u0000stream" -> summary (StreamInfo JSON)
+  chosen: JSON.parse(sessionStorage.getItem(CHOSEN_KEY) || "null"), // {topic, stream}
+  retries: 0,
+  refreshTimer: null,
+  tailCount: 0,
+};
+
+const key = (topic, stream) => `${topic}\u0000${stream}`;
+
+// --- token ------------------------------------------------------------------------------------------
+
+function showLogin(message) {
+  $("main").hidden = true;
+  $("forget-token").hidden = true;
+  $("login").hidden = false;
+  $("token-error").textContent = message || "";
+  $("token-input").focus();
+}
+
+function logout(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  for (const conn of [state.reader, state.writer]) if (conn) conn.stop();
+  state.reader = state.writer = null;
+  clearInterval(state.refreshTimer);
+  setStatus("idle", "not connected");
+  showLogin(message);
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  state.token = token;
+  $("token-input").value = "";
+  begin();
+});
+
+$("forget-token").addEventListener("click", () => logout());
+
+// --- HTTP read API ------------------------------------------------------------------------------------
+
+async function api(path, init = {}) {
+  const response = await fetch(origin + path, {
+    ...init,
+    headers: { ...(init.headers || {}), Authorization: `Bearer ${state.token}` },
+  });
+  if (response.status === 401 || response.status === 403) {
+    logout("The hub refused this token.");
+    throw new Error("unauthorized");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error((body && (body.error || body.message)) || `HTTP ${response.status}`);
+  return body;
+}
+
+async function refreshStreams() {
+  try {
+    const topics = await api("/topics");
+    const seen = new Set();
+    for (const { topic } of topics.slice(0, 100)) {
+      for (const info of await api(`/topics/${encodeURIComponent(topic)}/streams`)) {
+        state.streams.set(key(info.topic, info.streamId), info);
+        seen.add(key(info.topic, info.streamId));
+      }
+    }
+    for (const k of [...state.streams.keys()]) if (!seen.has(k)) state.streams.delete(k);
+    $("streams-updated").textContent = `listed ${new Date().toLocaleTimeString()}`;
+    renderStreams();
+  } catch (error) {
+    if (error.message !== "unauthorized") $("streams-updated").textContent = `listing failed: ${error.message}`;
+  }
+}
+
+// --- the Reader hub ------------------------------------------------------------------------------------
+
+function setStatus(kind, text) {
+  $("status").dataset.state = kind;
+  $("status").textContent = text;
+}
+
+async function connectReader() {
+  const reader = new HubConnection(`${origin}/reader`, { accessToken: () => state.token });
+  reader.on("EventDataReceived", onEvent);
+  reader.on("ActiveStreamsChanged", onStreamChanged);
+  reader.onclose((error) => {
+    if (state.reader !== reader) return; // replaced, or logged out
+    state.reader = null;
+    setStatus("down", error ? `disconnected: ${error.message}` : "disconnected");
+    retry();
+  });
+  setStatus("idle", "connecting…");
+  try {
+    await reader.start();
+  } catch (error) {
+    if (error.status === 401) {
+      logout("The hub refused this token.");
+      return;
+    }
+    setStatus("down", `cannot connect: ${error.message}`);
+    retry();
+    return;
+  }
+  state.reader = reader;
+  state.retries = 0;
+  setStatus("live", "live");
+  for (const info of await reader.invoke("SubscribeToActiveStreams", "*")) {
+    state.streams.set(key(info.topic, info.streamId), info);
+  }
+  renderStreams();
+  if (state.chosen) await subscribeTail(state.chosen);
+}
+
+function retry() {
+  if (!state.token) return;
+  const delay = RETRY_MS[Math.min(state.retries++, RETRY_MS.length - 1)];
+  setTimeout(() => state.token && !state.reader && connectReader(), delay);
+}
+
+function onStreamChanged(info, action) {
+  // Remove = the stream was closed: it stays listed, as closed, until the next listing.
+  state.streams.set(key(info.topic, info.streamId), info);
+  if (action === "Remove") info.status = "closed";
+  renderStreams();
+}
+
+function onEvent(event) {
+  const row = state.streams.get(key(event.topicName, event.streamId));
+  if (row) {
+    row.events = (row.events || 0) + 1;
+    row.lastActivity = Date.now() / 1000;
+    renderSoon();
+  }
+  const chosen = state.chosen;
+  if (!chosen || chosen.topic !== event.topicName || chosen.stream !== event.streamId) return;
+  const tail = $("tail");
+  const item = document.createElement("li");
+  item.className = "fresh";
+  item.dataset.id = event.id;
+  item.dataset.value = event.value ?? "";
+  item.append(
+    cell("when", formatTime(event.timestamp), `timestamp ${event.timestamp} ns`),
+    cell("id", event.id, event.id),
+    cell("value", event.value === null || event.value === undefined ? "(null)" : String(event.value)),
+  );
+  const tags = Object.entries(event.tags || {});
+  if (tags.length) item.append(cell("tags", tags.map(([k, v]) => `${k}=${v}`).join("  ")));
+  tail.prepend(item);
+  while (tail.children.length > MAX_TAIL) tail.lastElementChild.remove();
+  state.tailCount += 1;
+  $("tail-empty").hidden = true;
+}
+
+async function subscribeTail(stream) {
+  const reader = state.reader;
+  if (!reader) return;
+  $("tail").dataset.subscribed = "";
+  await reader.invoke("SubscribeToEvent", stream.topic, stream.stream, "*");
+  $("tail").dataset.subscribed = `${stream.topic}/${stream.stream}`; // the live tail is on from here
+}
+
+async function choose(topic, stream) {
+  const previous = state.chosen;
+  if (previous && previous.topic === topic && previous.stream === stream && $("tail").dataset.subscribed) return;
+  state.chosen = { topic, stream };
+  sessionStorage.setItem(CHOSEN_KEY, JSON.stringify(state.chosen));
+  $("tail").replaceChildren();
+  $("tail-empty").hidden = false;
+  $("tail-title").textContent = `${topic} / ${stream}`;
+  $("send-topic").value = topic;
+  $("send-stream").value = stream;
+  renderStreams();
+  if (state.reader && previous) {
+    await state.reader.invoke("UnsubscribeFromStream", previous.topic, previous.stream).catch(() => {});
+  }
+  await subscribeTail(state.chosen).catch((error) => {
+    $("tail-title").textContent = `${topic} / ${stream}: ${error.message}`;
+  });
+}
+
+// --- the Writer hub: a test event ----------------------------------------------------------------------
+
+async function writer() {
+  if (state.writer && state.writer.state === "Connected") return state.writer;
+  const conn = new HubConnection(`${origin}/hub`, { accessToken: () => state.token });
+  conn.onclose(() => {
+    if (state.writer === conn) state.writer = null;
+  });
+  await conn.start();
+  state.writer = conn;
+  return conn;
+}
+
+$("send-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = $("send-result");
+  const topic = $("send-topic").value.trim();
+  const stream = $("send-stream").value.trim();
+  const testEvent = {
+    id: $("send-id").value.trim() || "test",
+    timestamp: Date.now() * 1e6, // nanoseconds (a whole number well inside a double's exact range of ms)
+    value: $("send-value").value,
+    tags: { source: "console" },
+  };
+  result.className = "";
+  result.textContent = "sending…";
+  try {
+    await (await writer()).invoke("SendEventData", topic, stream, [testEvent]);
+    result.className = "ok";
+    result.textContent = `stored ${testEvent.id} at ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    result.className = "bad";
+    result.textContent = error.message;
+    if (error.status === 401) logout("The hub refused this token.");
+  }
+});
+
+$("tail-button").addEventListener("click", () => {
+  const topic = $("send-topic").value.trim();
+  const stream = $("send-stream").value.trim();
+  if (topic && stream) choose(topic, stream);
+});
+
+// --- rendering -----------------------------------------------------------------------------------------
+
+function cell(className, text, title) {
+  const span = document.createElement("span");
+  span.className = className;
+  span.textContent = text;
+  if (title) span.title = title;
+  return span;
+}
+
+function formatTime(nanoseconds) {
+  const date = new Date(Number(nanoseconds) / 1e6);
+  return Number.isNaN(date.getTime()) ? String(nanoseconds) : date.toISOString().slice(11, 23);
+}
+
+function ago(seconds) {
+  if (!seconds) return "";
+  const s = Math.max(0, Math.round(Date.now() / 1000 - seconds));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(seconds * 1000).toLocaleString();
+}
+
+let renderPending = null;
+function renderSoon() {
+  // a burst of events re-draws the table once
+  if (renderPending === null) renderPending = setTimeout(() => ((renderPending = null), renderStreams()), 250);
+}
+
+function renderStreams() {
+  const rows = [...state.streams.values()]
+    .sort((a, b) => (b.lastActivity || 0) - (a.lastActivity || 0))
+    .slice(0, MAX_ROWS);
+  const body = $("streams").tBodies[0];
+  const chosen = state.chosen;
+  body.replaceChildren(
+    ...rows.map((info) => {
+      const tr = document.createElement("tr");
+      tr.dataset.topic = info.topic;
+      tr.dataset.stream = info.streamId;
+      if (chosen && chosen.topic === info.topic && chosen.stream === info.streamId) tr.classList.add("chosen");
+      if (info.status === "closed") tr.classList.add("closed");
+      for (const [text, cls] of [
+        [info.topic],
+        [info.streamId],
+        [info.name ?? ""],
+        [info.status],
+        [String(info.events ?? 0), "num"],
+        [String(info.parameterRows ?? 0), "num"],
+        [ago(info.lastActivity), "ago"],
+      ]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+      }
+      tr.addEventListener("click", () => choose(info.topic, info.streamId));
+      return tr;
+    }),
+  );
+  $("no-streams").hidden = rows.length > 0;
+}
+
+// --- start ---------------------------------------------------------------------------------------------
+
+function begin() {
+  $("login").hidden = true;
+  $("main").hidden = false;
+  $("forget-token").hidden = false;
+  if (state.chosen) {
+    $("tail-title").textContent = `${state.chosen.topic} / ${state.chosen.stream}`;
+    $("send-topic").value = state.chosen.topic;
+    $("send-stream").value = state.chosen.stream;
+  }
+  connectReader();
+  refreshStreams();
+  clearInterval(state.refreshTimer);
+  state.refreshTimer = setInterval(refreshStreams, REFRESH_MS);
+}
+
+setInterval(() => document.querySelectorAll("#streams td.ago").length && state.token && renderStreams(), 5000);
+
+if (state.token) begin();
+else showLogin();

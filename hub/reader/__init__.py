@@ -1,0 +1,1 @@
+"""The Reader hub: live subscriptions over SignalR (the Quix Streaming Reader surface)."""

@@ -1,0 +1,222 @@
+"""From the store's change feed to the Reader hub's clients: one feed subscription per hub process,
+fanned out to the subscription groups.
+
+Delivery comes from the store (what every entry point writes, once durable, in write order; with
+the redis store, what any hub process wrote), never from a writer: a write is never slowed by a
+reader. `LiveFanOut` owns the one subscription (opened when the first client subscribes; its `where`
+is the Interest index, so the store publishes only streams someone wants) and a pump task that turns
+each Change into client calls, queued on each connection without waiting (HubConnection.post: a
+client that falls behind is closed, the others go on).
+
+If the pump itself falls behind the writers (more than FEED_MAX_PENDING changes unread: the process
+is out of CPU), changes are lost to every subscriber: they are all closed with a Close saying so,
+and a later subscription opens a new feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..signalr.groups import HubClients
+from ..streams.models import ParameterData
+from ..streams.service import IngestionService
+from ..streams.store.changes import Change, FeedOverflow, Subscription
+from .subscriptions import WILDCARD, Interest, data_group_prefix
+
+log = logging.getLogger("hub.reader")
+
+#: Changes that may wait for the pump before the feed is cut (a process out of CPU).
+FEED_MAX_PENDING = 100_000
+#: The pump lets other tasks run (the connections' writes among them) after this many events or
+#: parameter rows in a row: a burst is written out as it is fanned out, not queued whole.
+YIELD_EVERY = 500
+
+FEED_FELL_BEHIND = (
+    "Connection closed with an error. The hub fell behind the writers and live data was lost: "
+    "reconnect and subscribe again."
+)
+
+_ALL = None  # every parameter of a stream (a `*` subscription)
+
+
+class LiveFanOut:
+    def __init__(self, service: IngestionService, clients: HubClients, interest: Interest):
+        self.service = service
+        self.clients = clients
+        self.interest = interest
+        self._feed: Subscription | None = None
+        self._pump: asyncio.Task | None = None
+        self._opening = asyncio.Lock()
+
+    @property
+    def open(self) -> bool:
+        return self._feed is not None and not self._feed.closed
+
+    async def ensure_open(self) -> None:
+        """Open the feed if it is not (raises the store's StoreUnavailable when it cannot be)."""
+        if self.open:
+            return
+        async with self._opening:
+            if self.open:
+                return
+            feed = await self.service.changes(max_pending=FEED_MAX_PENDING)
+            feed.where = self.interest.wants
+            self._feed = feed
+            self._pump = asyncio.ensure_future(self._run(feed))
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
+        if self._pump is not None:
+            self._pump.cancel()
+            try:
+                await self._pump
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self, feed: Subscription) -> None:
+        items = 0
+        try:
+            async for change in feed:
+                try:
+                    self.deliver(change)
+                except Exception:  # noqa: BLE001 - one bad change must not stop the feed
+                    log.exception("delivering a change of %s/%s failed", change.topic, change.stream_id)
+                items += len(change.cursors) or 1
+                if items >= YIELD_EVERY:
+                    items = 0
+                    await asyncio.sleep(0)
+        except FeedOverflow:
+            log.warning("reader feed: fell more than %d changes behind the writers; closing every subscriber", FEED_MAX_PENDING)
+            for connection_id in self.clients.groups.connection_ids():
+                self.clients.close(connection_id, FEED_FELL_BEHIND)
+        except Exception:  # noqa: BLE001
+            log.exception("reader feed failed")
+        finally:
+            if self._feed is feed:
+                self._feed = None
+
+    # --- one change -------------------------------------------------------------------------------
+
+    def deliver(self, change: Change) -> None:
+        if change.kind == "events":
+            self._events(change)
+        elif change.kind == "parameters":
+            self._parameters(change)
+        elif change.kind == "stream" and change.info is not None:
+            self._stream(change)
+
+    def _events(self, change: Change) -> None:
+        topic, stream_id = change.topic, change.stream_id
+        prefixes = [data_group_prefix("e", t, s) for t, s in self.interest.patterns("e", topic, stream_id)]
+        if not prefixes:
+            return
+        members = self.clients.groups.members
+        every = [m for m in (members(p + WILDCARD) for p in prefixes) if m]
+        recipients_of: dict[str, Any] = {}
+        # Consecutive events with the same recipients (nearly always all of them) go out as one batch.
+        runs: list[tuple[Any, list[tuple[dict[str, Any]]]]] = []
+        for event in change.events:
+            recipients = recipients_of.get(event.id)
+            if recipients is None:
+                specific = [m for m in (members(p + event.id) for p in prefixes) if m]
+                recipients = recipients_of[event.id] = _union(every + specific)
+            if not recipients:
+                continue
+            call = ({
+                "topicName": topic,
+                "streamId": stream_id,
+                "id": event.id,
+                "timestamp": event.timestamp,
+                "value": event.value,
+                "tags": event.tags,
+            },)
+            if runs and runs[-1][0] is recipients:
+                runs[-1][1].append(call)
+            else:
+                runs.append((recipients, [call]))
+        for recipients, calls in runs:
+            self.clients.send_each(recipients, "EventDataReceived", calls)
+
+    def _parameters(self, change: Change) -> None:
+        data = change.parameter_data
+        if data is None or not data.rows:
+            return
+        topic, stream_id = change.topic, change.stream_id
+        prefixes = [data_group_prefix("p", t, s) for t, s in self.interest.patterns("p", topic, stream_id)]
+        if not prefixes:
+            return
+        members = self.clients.groups.members
+        wanted: dict[str, set[str] | None] = {}  # connection -> parameter ids, or _ALL
+        for prefix in prefixes:
+            for connection_id in members(prefix + WILDCARD):
+                wanted[connection_id] = _ALL
+        names = {*data.numeric_values, *data.string_values, *data.binary_values}
+        for prefix in prefixes:
+            for name in names:
+                for connection_id in members(prefix + name):
+                    if connection_id not in wanted:
+                        wanted[connection_id] = {name}
+                    elif (chosen := wanted[connection_id]) is not _ALL:
+                        chosen.add(name)
+        buckets: dict[frozenset[str] | None, list[str]] = {}
+        for connection_id, chosen in wanted.items():
+            buckets.setdefault(None if chosen is _ALL else frozenset(chosen), []).append(connection_id)
+        for selection, connection_ids in buckets.items():
+            payload = parameter_payload(topic, stream_id, data, selection)
+            if payload is not None:
+                self.clients.send_to(connection_ids, "ParameterDataReceived", payload)
+
+    def _stream(self, change: Change) -> None:
+        info = change.info
+        assert info is not None
+        if not self.interest.wants_topic(change.topic):
+            return
+        members = self.clients.groups.members
+        recipients = _union([m for m in (members(f"a\0{change.topic}"), members(f"a\0{WILDCARD}")) if m])
+        if recipients:
+            action = "Remove" if info.status == "closed" else "AddUpdate"
+            self.clients.send_to(recipients, "ActiveStreamsChanged", info.to_json(), action)
+
+
+def parameter_payload(
+    topic: str, stream_id: str, data: ParameterData, selection: frozenset[str] | None
+) -> dict[str, Any] | None:
+    """ParameterDataReceived's argument carrying only `selection` (None: every parameter); rows
+    holding none of them are left out, and None is returned when no row is left."""
+    numeric, strings, binary, tags = data.numeric_values, data.string_values, data.binary_values, data.tag_values
+    timestamps = data.timestamps
+    if selection is not None:
+        numeric = {k: v for k, v in numeric.items() if k in selection}
+        strings = {k: v for k, v in strings.items() if k in selection}
+        binary = {k: v for k, v in binary.items() if k in selection}
+        columns = [*numeric.values(), *strings.values(), *binary.values()]
+        rows = [i for i in range(data.rows) if any(column[i] is not None for column in columns)]
+        if not rows:
+            return None
+        if len(rows) < data.rows:
+            timestamps = [timestamps[i] for i in rows]
+            numeric, strings, binary, tags = (
+                {k: [v[i] for i in rows] for k, v in section.items()} for section in (numeric, strings, binary, tags)
+            )
+    return {
+        "topicId": topic,
+        "topicName": topic,
+        "streamId": stream_id,
+        "timestamps": timestamps,
+        "numericValues": numeric,
+        "stringValues": strings,
+        "binaryValues": binary,
+        "tagValues": tags,
+    }
+
+
+def _union(sets: list) -> Any:
+    """One set as it is (nothing copied: the common case of one group), several merged."""
+    if not sets:
+        return ()
+    if len(sets) == 1:
+        return sets[0]
+    return set().union(*sets)

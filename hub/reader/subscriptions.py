@@ -1,0 +1,120 @@
+"""What the Reader hub's clients subscribed to, as SignalR group names, and the index that tells the
+store's change feed which streams anyone wants. Sans-I/O: strings and counters.
+
+A subscription is a group (hub/signalr/groups.py) whose name encodes it:
+    events      "e\\0{topic}\\0{streamId}\\0{eventId}"
+    parameters  "p\\0{topic}\\0{streamId}\\0{parameterId}"
+    streams     "a\\0{topic}"                       (SubscribeToActiveStreams)
+Any part may be `*`. Topics and stream ids never hold control characters (validation.check_name),
+so the first two separators are unambiguous whatever the id holds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Literal, NamedTuple
+
+from ..streams.validation import ValidationError, check_name
+
+WILDCARD = "*"
+MAX_ID_LENGTH = 1024
+SEP = "\0"
+
+DataKind = Literal["e", "p"]
+
+
+class Key(NamedTuple):
+    kind: str  # "e" | "p" | "a"
+    topic: str
+    stream_id: str = ""
+    item: str = ""
+
+    @property
+    def group(self) -> str:
+        if self.kind == "a":
+            return f"a{SEP}{self.topic}"
+        return f"{self.kind}{SEP}{self.topic}{SEP}{self.stream_id}{SEP}{self.item}"
+
+    @classmethod
+    def parse(cls, group: str) -> "Key":
+        parts = group.split(SEP, 3)
+        return cls(*parts)
+
+
+def data_group_prefix(kind: DataKind, topic: str, stream_id: str) -> str:
+    """The group names of one stream pattern without the item: append an id (or `*`)."""
+    return f"{kind}{SEP}{topic}{SEP}{stream_id}{SEP}"
+
+
+def pattern(value: Any, what: str) -> str:
+    """A topic or stream id as a subscription names it: `*`, or a valid name."""
+    if value == WILDCARD:
+        return WILDCARD
+    return check_name(value, what)
+
+
+def item_id(value: Any, what: str) -> str:
+    """An event or parameter id as a subscription names it: `*`, or a non-empty string."""
+    if type(value) is not str or not value:
+        raise ValidationError(what, "expected a non-empty string ('*' for every one)")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValidationError(what, f"is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+class Interest:
+    """How many subscriptions name each stream pattern, per kind: answers, on every write, whether
+    anyone wants a stream (the change feed's `where`), and which patterns to look up on delivery."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Counter[tuple[str, str]]] = {"e": Counter(), "p": Counter()}
+        self._topics: Counter[str] = Counter()  # active-streams subscriptions
+
+    def add(self, key: Key) -> None:
+        if key.kind == "a":
+            self._topics[key.topic] += 1
+        else:
+            self._data[key.kind][(key.topic, key.stream_id)] += 1
+
+    def remove(self, key: Key) -> None:
+        counter: Counter[Any]
+        name: Any
+        if key.kind == "a":
+            counter, name = self._topics, key.topic
+        else:
+            counter, name = self._data[key.kind], (key.topic, key.stream_id)
+        counter[name] -= 1
+        if counter[name] <= 0:
+            del counter[name]
+
+    def __bool__(self) -> bool:
+        return bool(self._topics or self._data["e"] or self._data["p"])
+
+    def patterns(self, kind: DataKind, topic: str, stream_id: str) -> list[tuple[str, str]]:
+        """The (topic, stream) patterns of this kind that match the stream and have subscribers."""
+        counter = self._data[kind]
+        if not counter:
+            return []
+        found = []
+        for candidate in ((topic, stream_id), (topic, WILDCARD), (WILDCARD, stream_id), (WILDCARD, WILDCARD)):
+            if candidate in counter:
+                found.append(candidate)
+        return found
+
+    def wants_topic(self, topic: str) -> bool:
+        topics = self._topics
+        return bool(topics) and (topic in topics or WILDCARD in topics)
+
+    def wants(self, topic: str, stream_id: str) -> bool:
+        """Whether any subscription would get a change of this stream (called on every write)."""
+        if self.wants_topic(topic):
+            return True
+        for counter in self._data.values():
+            if counter and (
+                (topic, stream_id) in counter
+                or (topic, WILDCARD) in counter
+                or (WILDCARD, stream_id) in counter
+                or (WILDCARD, WILDCARD) in counter
+            ):
+                return True
+        return False
