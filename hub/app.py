@@ -1,10 +1,21 @@
 """The whole service, assembled: read this file as the table of contents.
 
-    /hub                      SignalR Writer hub (negotiate + transports)      hub/writer, hub/signalr
-    /topics/...               HTTP Writer and read API                         hub/http_api
+    /hub                      SignalR Writer hub (negotiate; WebSockets,       hub/writer, hub/signalr
+                              Server-Sent Events, long polling)
+    /reader                   SignalR Reader hub: live subscriptions,          hub/reader
+                              fanned out from the store's change feed
+    /, /console/...           the live console page (static), no auth         hub/console
+    /topics/...               HTTP Writer and read API (JSON, NDJSON, gzip)    hub/http_api/routes.py
+    /topics/{t}/quarantine    NDJSON lines that were not valid events          hub/http_api/routes.py
+    /v0/events                drop-in: Tinybird Events API                     hub/http_api/tinybird.py
+    /{hub}/messages           drop-in: Event Hubs REST send (routed last)      hub/http_api/eventhubs.py
+    /openapi.json, /docs      the HTTP surface described, no auth              hub/http_api/openapi.py
     /health                   liveness, no auth
+    /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
+X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
+Auth and --rate-limit (per token and topic, HTTP and SignalR alike): hub/http_api/guard.py, hub/ratelimit.py.
 Everything writes through one IngestionService (hub/streams/service.py) into one StreamStore
-(hub/streams/store/), chosen by --store.
+(hub/streams/store/), chosen by --store. Browsers on other origins: --cors-origin (hub/cors.py).
 """
 
 from __future__ import annotations
@@ -13,21 +24,34 @@ import contextlib
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import Route
 
+from . import cors
 from .auth import TokenAuth
 from .config import Settings
+from . import __version__
 from .http_api import errors as http_errors
+from .http_api.acks import Acknowledgements
+from .http_api.eventhubs import EventHubsMessages
+from .http_api.guard import Guard
+from .http_api.idempotency import IdempotentWrites
+from .http_api.openapi import OpenApi, negotiate_operation, signalr_transport_operations
+from .http_api.operations import build_routes
+from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
+from .http_api.tinybird import TinybirdEvents
+from .ratelimit import RateLimiter
 from .signalr.connection import SignalROptions
 from .signalr.endpoint import HubEndpoint
 from .streams.service import IngestionService
 from .streams.store import open_store
 from .writer.hub import WriterHub
+from .reader.docs import reader_operations
+from .reader.hub import ReaderHub
+from .console import console_operation, console_routes
 
 
 def build_app(settings: Settings, tokens: list[str]) -> Starlette:
-    store = open_store(settings.store, settings.data_dir)
+    store = open_store(settings.store, settings.data_dir, settings.retention)
     service = IngestionService(store)
     auth = TokenAuth(tokens, allow_anonymous=settings.allow_anonymous)
     options = SignalROptions(
@@ -37,10 +61,27 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
         disconnect_timeout=settings.disconnect_timeout,
         max_message_size=settings.max_message_size,
         shutdown_timeout=settings.shutdown_timeout,
+        poll_timeout=settings.poll_timeout,
+        max_send_queue=settings.max_send_queue,
     )
-    writer = HubEndpoint("/hub", WriterHub(service), options, auth, transports=tuple(settings.transports))
-    http_api = HttpApi(service, auth, max_body_size=settings.max_body_size)
-    endpoints = [writer]
+    limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+    writer = HubEndpoint("/hub", WriterHub(service, limiter), options, auth, transports=tuple(settings.transports))
+    reader = HubEndpoint("/reader", ReaderHub(service), options, auth, transports=tuple(settings.transports))
+    acks = Acknowledgements()  # writes answered 202 (wait=false), watched until stored
+    body = settings.max_body_size
+    http_api = HttpApi(service, max_body_size=body, acks=acks)
+    openapi = OpenApi("writer-hub", __version__)
+    http_operations = [  # /{hub}/messages last: it must never shadow another route
+        *http_api.operations,
+        *TinybirdEvents(service, max_body_size=body, acks=acks).operations,
+        *openapi.operations,
+        *EventHubsMessages(service, max_body_size=body).operations,
+        ready_operation(store),
+    ]
+    http_operations = IdempotentWrites(store, max_body_size=body).apply(http_operations)
+    openapi.describe([*http_operations, negotiate_operation("/hub"), *signalr_transport_operations("/hub"),
+                      *reader_operations("/reader"), console_operation()])
+    endpoints = [writer, reader]
     drained = False
 
     async def drain() -> None:
@@ -50,6 +91,7 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
             drained = True
             for endpoint in endpoints:
                 await endpoint.shutdown(settings.shutdown_timeout)
+            await acks.drain(settings.shutdown_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -64,13 +106,16 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/health", http_api.health, methods=["GET"]),
             *writer.routes,
-            *http_api.routes,
+            *reader.routes,
+            *console_routes(),  # the live console page at /, no auth to load it
+            *build_routes(http_operations, Guard(auth, limiter).wrap),
         ],
+        middleware=cors.middleware(settings.cors_origins),  # --cors-origin: browsers on other origins
         exception_handlers=http_errors.HANDLERS,
         lifespan=lifespan,
     )
     app.state.drain = drain
     app.state.service = service
+    app.state.openapi = openapi
     return app

@@ -61,7 +61,9 @@ def _tokens(settings: Settings) -> list[str]:
     return [token]
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, sockets: list | None = None) -> int:
+    """`sockets`: listen on these (already bound) instead of host:port, e.g. one SO_REUSEPORT socket
+    per process when several hub processes share a port (bench/multihub.py)."""
     log_config = configure_logging(settings.log_level)
     logging.config.dictConfig(log_config)
     tokens = _tokens(settings)
@@ -81,7 +83,7 @@ def serve(settings: Settings) -> int:
     )
     server = GracefulServer(config, app.state.drain)
     log.info("writer hub on http://%s:%s (store: %s)", settings.host, settings.port, settings.store)
-    server.run()
+    server.run(sockets=sockets)
     return 0
 
 

@@ -15,7 +15,7 @@ class Settings:
     tokens: list[str] = field(default_factory=list)
     token_file: str | None = None
     allow_anonymous: bool = False
-    store: str = "memory"
+    store: str = "sqlite"
     data_dir: str = "./hub-data"
     log_level: str = "info"
     keepalive_interval: float = 15.0
@@ -25,6 +25,7 @@ class Settings:
     max_message_size: int = 1_048_576
     max_body_size: int = 10_485_760
     shutdown_timeout: float = 10.0
+    poll_timeout: float = 90.0
     transports: list[str] = field(default_factory=lambda: ["WebSockets", "ServerSentEvents", "LongPolling"])
     cors_origins: list[str] = field(default_factory=list)
     rate_limit: float | None = None  # requests per second per token and topic; None = off
@@ -52,12 +53,23 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _retention(text: str) -> str:
+    """Checked here so a bad value stops the hub at start with the parser's message."""
+    from .streams.store.retention import parse_retention
+
+    try:
+        parse_retention(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 # (flag, type, help). The env name is HUB_ + the flag upper-cased with dashes as underscores.
 _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("host", str, "address to listen on"),
     ("port", int, "port to listen on"),
     ("token-file", str, "file of accepted tokens, one a line"),
-    ("store", str, "where data is kept: memory | sqlite | sqlite:///path.db"),
+    ("store", str, "where data is kept: sqlite (<data-dir>/hub.db) | sqlite:///path.db | memory | redis://host:port/db"),
     ("data-dir", str, "where the hub keeps what it must keep (the generated token, the database)"),
     ("log-level", str, "debug | info | warning | error"),
     ("keepalive-interval", _positive(float), "seconds of silence before the server pings"),
@@ -67,8 +79,9 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("max-message-size", _positive(int), "largest SignalR message in bytes"),
     ("max-body-size", _positive(int), "largest HTTP request body in bytes (413 above)"),
     ("shutdown-timeout", _positive(float), "seconds a graceful shutdown waits for in-flight work"),
+    ("poll-timeout", _positive(float), "seconds a long poll waits for data before answering with none"),
     ("rate-limit", _positive(float), "requests per second per token and topic (off by default)"),
-    ("retention", str, "keep data by age and/or count per stream, e.g. 7d, 100000, 7d,100000"),
+    ("retention", _retention, "keep data by age and/or count per stream, e.g. 7d, 100000, 7d,100000"),
     ("max-send-queue", _positive(int), "messages waiting for one slow client before it is closed"),
 ]
 

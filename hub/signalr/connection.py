@@ -4,16 +4,27 @@ States: HANDSHAKE -> CONNECTED -> CLOSED. The transport pushes frames into `rece
 sent goes through `send` (serialised, so frames from Completions, stream items and pings never
 interleave). Timers are not per-connection tasks: `KeepAlive` (below) sweeps every connection on one
 ticker, which keeps an idle connection cheap.
+
+Stateful reconnect (handshake version 2 on a transport that allows it): sends go through a
+`StatefulPipe` (stateful.py), which numbers and keeps them; when the transport is lost the
+connection stays CONNECTED without one (`transport_lost`) until the client comes back (`resume`)
+or the endpoint gives up after the disconnect timeout (`gone`).
+
+Server-initiated messages (a hub calling client methods, groups.py) go through `post`, which never
+waits: they queue behind what is being written, at most `max_send_queue` of them; a client that lets
+more pile up is closed (`abort`) with a Close saying it fell behind. Completions keep using `send`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from .dispatcher import HubDispatcher, UploadStream, new_call_context
 from .handshake import HandshakeError, HandshakeReader, handshake_response, select_protocol
@@ -29,10 +40,12 @@ from .messages import (
     STREAM_INVOCATION,
     STREAM_ITEM,
     Close,
+    Completion,
     HubMessage,
 )
 from .protocols import PROTOCOLS
 from .protocols.base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError
+from .stateful import DEFAULT_BUFFER_LIMIT, StatefulPipe
 from .transports.base import Transport
 
 if TYPE_CHECKING:
@@ -49,6 +62,10 @@ class SignalROptions:
     disconnect_timeout: float = 15.0
     max_message_size: int = 1_048_576
     shutdown_timeout: float = 10.0
+    poll_timeout: float = 90.0  # how long a long poll waits for data before answering 200 empty
+    stateful_reconnect: bool = True  # offered in negotiate to clients that ask (WebSockets only)
+    stateful_buffer_size: int = DEFAULT_BUFFER_LIMIT  # unacknowledged bytes kept for a replay
+    max_send_queue: int = 10_000  # server-initiated messages (`post`) waiting for one client before it is closed
 
 
 class State(enum.Enum):
@@ -80,6 +97,15 @@ class HubConnection:
         self.last_sent = now
         self.last_received: float | None = None  # the client timeout is armed by the first message
         self._send_lock = asyncio.Lock()
+        # What `send` queued, written by one flush on the next loop iteration: the Completions of
+        # every frame read in one go leave in one frame (as ASP.NET's pipe does), not a write each.
+        self._outbox: list[str | bytes] = []
+        self._flushing: asyncio.Task | None = None
+        # Server-initiated messages (`post`) on a stateful connection wait here for the pipe, in order.
+        self._posted: deque[tuple[HubMessage, str | bytes]] = deque()
+        self._posted_in_outbox = 0  # messages `post` put in the outbox since the last flush took it
+        self._posting: asyncio.Task | None = None
+        self._goodbye: asyncio.Task | None = None  # `abort`'s Close, written after the frame in flight
         self.uploads: dict[str, UploadStream] = {}
         self.streams: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -87,23 +113,29 @@ class HubConnection:
         self.closed = asyncio.Event()
         self.accepting = True  # False while the server shuts down: new frames are dropped unanswered
         self._receiving = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle: asyncio.Event | None = None  # made by drain() when it has to wait: idle connections stay small
+        # Stateful reconnect: set by the endpoint when the client negotiated it on a transport that
+        # can carry it; the pipe exists once the handshake asked for version 2.
+        self.allow_stateful = False
+        self.pipe: StatefulPipe | None = None
+        self._receive_lock = asyncio.Lock()  # frames are applied one at a time, even across a resume
 
     # --- incoming ------------------------------------------------------------------------------
 
-    async def receive(self, data: bytes | str) -> None:
-        """One frame from the transport. Protocol errors close this connection only."""
+    async def receive(self, data: bytes | str, via: Transport | None = None) -> None:
+        """One frame from the transport (`via`: which one; frames from a transport a resume
+        replaced are dropped, the client re-sends them). Protocol errors close this connection only."""
         if self.state is State.CLOSED or not self.accepting:
             return
         self.last_received = time.monotonic()
         self._receiving += 1
-        self._idle.clear()
         try:
-            await self._receive(data)
+            async with self._receive_lock:
+                if via is None or via is self.transport:
+                    await self._receive(data)
         finally:
             self._receiving -= 1
-            if not self._receiving:
+            if not self._receiving and self._idle is not None:
                 self._idle.set()
 
     async def _receive(self, data: bytes | str) -> None:
@@ -120,9 +152,12 @@ class HubConnection:
             text = str(exc) if isinstance(exc, MessageTooLarge) else f"Connection closed with an error. {exc}"
             await self.close(error=text)
             return
+        pipe = self.pipe
         for message in messages:
             if self.state is State.CLOSED:
                 return
+            if pipe is not None and not pipe.should_process(message):
+                continue  # a duplicate, or anything before the client's Sequence after a resume
             await self._handle(message)
 
     async def _receive_handshake(self, data: bytes | str) -> bytes:
@@ -137,10 +172,12 @@ class HubConnection:
             await self._terminate()
             return b""
         self._reader = self.protocol.reader(self.options.max_message_size)
+        if request.version >= 2 and self.allow_stateful:
+            self.pipe = StatefulPipe(self.protocol, self.transport, self.options.stateful_buffer_size)
         self.state = State.CONNECTED
         # Its own frame: several clients broke on a handshake reply glued to the next message.
         await self._send_raw(handshake_response())
-        self.dispatcher.hub.on_connected(self.call)
+        self.dispatcher.connected(self)
         return self._handshake.remaining
 
     async def _handle(self, message: HubMessage) -> None:
@@ -159,16 +196,55 @@ class HubConnection:
             pass
         elif kind == CLOSE:
             await self._terminate()
-        elif kind in (ACK, SEQUENCE):
-            pass  # only meaningful under stateful reconnect
+        elif kind == ACK:
+            if self.pipe is not None:  # only meaningful under stateful reconnect
+                self.pipe.ack(message.sequence_id)  # type: ignore[union-attr]
+        elif kind == SEQUENCE:
+            if self.pipe is not None:
+                try:
+                    self.pipe.reset_sequence(message.sequence_id)  # type: ignore[union-attr]
+                except ProtocolError as exc:
+                    await self.close(error=f"Connection closed with an error. {exc}")
 
     # --- outgoing ------------------------------------------------------------------------------
 
-    async def send(self, message: HubMessage) -> None:
+    async def send(self, message: HubMessage, *, backpressure: bool = False) -> None:
+        """`backpressure`: under stateful reconnect, wait while the replay buffer is full (for
+        producers that run beside the receive path, e.g. stream items; never on the receive path,
+        where the client's Ack that makes room arrives)."""
         if self.state is not State.CONNECTED:
             return
         assert self.protocol is not None
-        await self._send_raw(self.protocol.encode(message))
+        try:
+            data = self.protocol.encode(message)
+        except (TypeError, ValueError, OverflowError) as exc:
+            # A hub result the protocol cannot carry: the caller gets an error, not a dead connection.
+            if not isinstance(message, Completion) or message.error is not None:
+                raise
+            log.error("connection %s: cannot encode result of %s: %s", self.connection_id, message.invocation_id, exc)
+            data = self.protocol.encode(
+                Completion.with_error(message.invocation_id, "An unexpected error occurred: the result could not be serialized.")
+            )
+        if self.pipe is not None:
+            await self.pipe.send(message, data, wait=backpressure)
+            self.last_sent = time.monotonic()
+            return
+        self._outbox.append(data)
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        try:
+            await self._flush()
+        finally:
+            self._flushing = None
+
+    async def _flush(self) -> None:
+        """Write what `send` queued, in order, in as few frames as it takes."""
+        while self._outbox and self.state is not State.CLOSED:
+            batch, self._outbox = self._outbox, []
+            self._posted_in_outbox = 0
+            await self._send_raw(batch[0] if len(batch) == 1 else batch[0][:0].join(batch))
 
     async def _send_raw(self, data: str | bytes) -> None:
         async with self._send_lock:
@@ -183,12 +259,115 @@ class HubConnection:
     async def ping(self) -> None:
         await self.send(PING_MESSAGE)
 
-    # --- bookkeeping for the dispatcher --------------------------------------------------------
+    # --- server-initiated messages: queued, never awaited ----------------------------------------
 
-    def open_upload(self, stream_id: str) -> UploadStream:
-        upload = UploadStream()
-        self.uploads[stream_id] = upload
-        return upload
+    def post(self, message: HubMessage, data: str | bytes | None = None) -> bool:
+        """Queue `message` (`data`: already encoded with this connection's protocol) without waiting,
+        for server-to-client invocations (groups.py): a writer's fan-out must never wait for a
+        reader. At most `options.max_send_queue` messages wait to be written; a client that lets
+        more pile up has fallen behind and is closed with a Close saying so. False when the message
+        was not queued (not connected, or closed now)."""
+        if data is None:
+            if self.protocol is None:
+                return False
+            data = self.protocol.encode(message)
+        return self.post_batch((message,), (data,), data)
+
+    def post_batch(
+        self, messages: Sequence[HubMessage], encoded: Sequence[str | bytes], joined: str | bytes
+    ) -> bool:
+        """`post` for several messages at once (a fan-out's hot path: one call per connection per
+        batch): `encoded` holds each one's record, `joined` all of them in order. A batch finding
+        nothing queued is taken whatever its size (one write's worth: bounded by the writer's limits)."""
+        if self.state is not State.CONNECTED or self.protocol is None:
+            return False
+        n = len(messages)
+        limit = self.options.max_send_queue
+        if self.pipe is None:
+            if self._posted_in_outbox and self._posted_in_outbox + n > limit:
+                self.abort(_fell_behind(limit))
+                return False
+            self._posted_in_outbox += n
+            self._outbox.append(joined)
+            if self._flushing is None:
+                self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+            return True
+        # Stateful: through the pipe (numbered, kept for a replay), which may wait for the client's Acks.
+        if self._posted and len(self._posted) + n > limit:
+            self.abort(_fell_behind(limit))
+            return False
+        self._posted.extend(zip(messages, encoded))
+        if self._posting is None:
+            self._posting = asyncio.get_running_loop().create_task(self._post_to_pipe())
+        return True
+
+    async def _post_to_pipe(self) -> None:
+        try:
+            while self._posted and self.pipe is not None and self.state is State.CONNECTED:
+                message, data = self._posted.popleft()
+                await self.pipe.send(message, data, wait=True)
+                self.last_sent = time.monotonic()
+        finally:
+            self._posting = None
+
+    def abort(self, error: str) -> None:
+        """Close now, without waiting: what is queued is dropped, the connection is gone at once (it
+        leaves its groups, its streams stop), and a Close carrying `error` follows the frame being
+        written, if any (a client that does not read gets it when it reads again, or never)."""
+        if self.state is State.CLOSED or self.protocol is None:
+            return
+        log.info("connection %s: closed: %s", self.connection_id, error)
+        close = self.protocol.encode(Close(error=error))
+        self._outbox.clear()
+        self._posted.clear()
+        self._posted_in_outbox = 0
+        self.state = State.CLOSED  # from now on nothing is queued; the caller may be iterating a group
+        self._goodbye = asyncio.get_running_loop().create_task(self._say_goodbye(self.transport, close))
+
+    async def _say_goodbye(self, transport: Transport, close: str | bytes) -> None:
+        self.gone(True)
+        async with self._send_lock:
+            with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+                await transport.send(close)
+        await transport.close()
+
+    # --- stateful reconnect ---------------------------------------------------------------------
+
+    @property
+    def detached(self) -> bool:
+        """Stateful and waiting for the client to come back on a new transport."""
+        return self.pipe is not None and not self.pipe.attached
+
+    def transport_lost(self, transport: Transport) -> bool:
+        """The endpoint says `transport` ended. True when the connection lives on (stateful: it waits
+        for a resume, or a resume already replaced that transport); False when it is over."""
+        if self.pipe is None or self.state is not State.CONNECTED or self.closed.is_set():
+            return False
+        if transport is self.transport:
+            self.pipe.detach(transport)
+            log.info("connection %s: transport lost, kept for a stateful reconnect", self.connection_id)
+        return True
+
+    async def resume(self, transport: Transport) -> None:
+        """The client reconnected on `transport` (stateful reconnect): end the previous transport if
+        it is still there, then send our Sequence and replay what the client has not acknowledged."""
+        assert self.pipe is not None and self.protocol is not None
+        previous, self.transport = self.transport, transport
+        # A record cut short on the old socket is re-sent whole by the client: start a fresh parser.
+        self._reader = self.protocol.reader(self.options.max_message_size)
+        self.last_received = time.monotonic()
+        if previous is not transport:
+            self.pipe.detach(previous)
+            await previous.close()
+        await self.pipe.attach(transport)
+        self.last_sent = time.monotonic()
+        log.info("connection %s: resumed (stateful reconnect)", self.connection_id)
+
+    async def send_ack(self) -> None:
+        if self.pipe is not None and self.state is State.CONNECTED:
+            await self.pipe.send_ack()
+
+    # --- bookkeeping for the dispatcher --------------------------------------------------------
 
     def track(
         self, task: asyncio.Task, stream_invocation_id: str | None = None, *, cancel_on_close: bool = False
@@ -207,10 +386,12 @@ class HubConnection:
         deferred Completions, uploads, streams."""
         self.accepting = False
         deadline = time.monotonic() + timeout
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return
+        if self._receiving:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                return
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
@@ -227,6 +408,7 @@ class HubConnection:
         if self.state is State.CLOSED and self.closed.is_set():
             return
         was_connected = self.state is State.CONNECTED or self.protocol is not None
+        await self._flush()  # what send() queued (a Close among it) goes out before the transport ends
         self.state = State.CLOSED
         await self.transport.close()
         self.gone(was_connected)
@@ -237,12 +419,21 @@ class HubConnection:
             return
         self.state = State.CLOSED
         self.closed.set()
+        if self.pipe is not None:
+            self.pipe.close()
         # Streams and uploads end with their connection; deferred Completions finish on their own
         # (what they wrote stays written) and their sends are dropped.
         for task in list(self._cancel_on_close):
             task.cancel()
         if was_connected if was_connected is not None else self.protocol is not None:
-            self.dispatcher.hub.on_disconnected(self.call)
+            self.dispatcher.disconnected(self)
+
+
+def _fell_behind(limit: int) -> str:
+    return (
+        f"Connection closed with an error. The client fell behind: more than {limit} messages were "
+        "waiting to be sent to it (--max-send-queue). Reconnect and subscribe again."
+    )
 
 
 class KeepAlive:
@@ -274,16 +465,21 @@ class KeepAlive:
             await asyncio.sleep(self.period)
             now = time.monotonic()
             for conn in list(self.connections):
+                if conn.pipe is not None:
+                    if conn.detached:
+                        continue  # no pings, no client timeout: the endpoint's disconnect timeout applies
+                    if conn.pipe.ack_due() is not None:  # about once a second, as ASP.NET
+                        asyncio.ensure_future(conn.send_ack())
                 if conn.state is State.HANDSHAKE and now - conn.created >= o.handshake_timeout:
                     asyncio.ensure_future(_fail_handshake(conn))
-                elif conn.state is State.CONNECTED:
+                elif conn.state is State.CONNECTED and not conn.transport.inherent_keepalive:
                     if conn.last_received is not None and now - conn.last_received >= o.client_timeout:
                         asyncio.ensure_future(
                             conn.close(error="Connection closed with an error. The client timed out: nothing "
                                        f"received for {o.client_timeout:g} s.")
                         )
                     elif now - conn.last_sent >= o.keepalive_interval:
-                        asyncio.ensure_future(conn.ping())
+                        conn.post(PING_MESSAGE)  # queued: no task a ping (thousands of idle connections)
 
 
 async def _fail_handshake(conn: HubConnection) -> None:

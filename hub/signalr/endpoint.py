@@ -13,14 +13,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .connection import HubConnection, KeepAlive, SignalROptions
 from .dispatcher import HubDispatcher
 from .hub import Hub
+from .transports.base import Transport
+from .transports.long_polling import ENDED, LongPollingTransport
+from .transports.sse import ServerSentEventsTransport
 from .transports.websocket import WebSocketTransport
 
 log = logging.getLogger("hub.signalr")
@@ -28,6 +32,7 @@ log = logging.getLogger("hub.signalr")
 #: Who a request is: a user name, or None when it must be refused with 401.
 Authenticator = Callable[[HTTPConnection], "str | None"]
 
+SHUTTING_DOWN = {"error": "The server is shutting down: connect again in a moment."}
 UNAUTHORIZED = {"error": "Unauthorized: a valid token is required (Authorization: Bearer <token> or ?access_token=<token>)."}
 
 
@@ -39,6 +44,23 @@ class NegotiatedConnection:
     created: float = field(default_factory=time.monotonic)
     transport: str | None = None
     hub_connection: HubConnection | None = None
+    # Since when no transport request has been attached (None while one is): the connection is
+    # dropped when that lasts `disconnect_timeout` (never attached, or a long-polling client gone).
+    idle_since: float | None = field(default_factory=time.monotonic)
+    requests: int = 0
+    early: bytearray = field(default_factory=bytearray)  # POSTed before a transport was attached
+    post_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # POST bodies apply in order
+    stateful: bool = False  # negotiated useStatefulReconnect: a new WebSocket may resume the connection
+
+    def attach(self, transport: str) -> None:
+        self.transport = transport
+        self.requests += 1
+        self.idle_since = None
+
+    def detach(self) -> None:
+        self.requests -= 1
+        if not self.requests:
+            self.idle_since = time.monotonic()
 
 
 class ConnectionRegistry:
@@ -63,10 +85,12 @@ class ConnectionRegistry:
     def remove(self, token: str) -> None:
         self.by_token.pop(token, None)
 
-    def expire(self, now: float) -> None:
-        stale = [t for t, r in self.by_token.items() if r.transport is None and now - r.created >= self.disconnect_timeout]
-        for token in stale:
-            del self.by_token[token]
+    def expire(self, now: float) -> list[NegotiatedConnection]:
+        """Remove and return the connections idle (no transport request) for the disconnect timeout."""
+        stale = [r for r in self.by_token.values() if r.idle_since is not None and now - r.idle_since >= self.disconnect_timeout]
+        for record in stale:
+            del self.by_token[record.token]
+        return stale
 
 
 class HubEndpoint:
@@ -83,16 +107,18 @@ class HubEndpoint:
         self.options = options
         self.authenticate = authenticate
         # Offered in negotiate: what the operator allows and this endpoint implements.
-        self.transports = tuple(t for t in transports if t in IMPLEMENTED_TRANSPORTS)
+        self.transports = tuple(t for t in IMPLEMENTED_TRANSPORTS if t in transports)
         self.dispatcher = HubDispatcher(hub)
         self.registry = ConnectionRegistry(options.disconnect_timeout)
         self.keepalive = KeepAlive(options)
         self._sweeper: asyncio.Task | None = None
+        self.stopping = False
 
     @property
     def routes(self) -> list[BaseRoute]:
         return [
             Route(f"{self.path}/negotiate", self.negotiate, methods=["POST"]),
+            Route(self.path, self.http_transport, methods=["GET", "POST", "DELETE"]),
             WebSocketRoute(self.path, self.websocket),
         ]
 
@@ -104,6 +130,7 @@ class HubEndpoint:
 
     async def shutdown(self, timeout: float) -> None:
         """Finish in-flight invocations (bounded), then tell every client it may reconnect."""
+        self.stopping = True  # from now on new connections are refused: clients retry, and find the next server
         connections = list(self.keepalive.connections)
         await asyncio.gather(*(c.drain(timeout) for c in connections), return_exceptions=True)
         await asyncio.gather(*(c.close(allow_reconnect=True) for c in connections), return_exceptions=True)
@@ -114,11 +141,17 @@ class HubEndpoint:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(max(0.1, min(1.0, self.options.disconnect_timeout / 4)))
-            self.registry.expire(time.monotonic())
+            for record in self.registry.expire(time.monotonic()):
+                try:
+                    await self._dispose(record, f"no transport request for {self.options.disconnect_timeout:g} s")
+                except Exception:  # noqa: BLE001 - the sweeper must survive one connection's failure
+                    log.exception("disposing connection %s failed", record.connection_id)
 
     # --- negotiate -----------------------------------------------------------------------------------
 
     async def negotiate(self, request: Request) -> Response:
+        if self.stopping:
+            return JSONResponse(SHUTTING_DOWN, status_code=503, headers={"Retry-After": "2"})
         user = self.authenticate(request)
         if user is None:
             return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -134,14 +167,28 @@ class HubEndpoint:
         body["availableTransports"] = [
             {"transport": name, "transferFormats": list(TRANSFER_FORMATS[name])} for name in self.transports
         ]
+        # Only when the client asked (a client that did not ask fails on it) and WebSockets is offered.
+        if (
+            self.options.stateful_reconnect
+            and request.query_params.get("useStatefulReconnect", "").lower() == "true"
+            and "WebSockets" in self.transports
+        ):
+            record.stateful = True
+            body["useStatefulReconnect"] = True
         return JSONResponse(body)
 
     # --- WebSockets -----------------------------------------------------------------------------------
 
     async def websocket(self, ws: WebSocket) -> None:
+        if self.stopping:
+            await _deny(ws, 503, SHUTTING_DOWN)
+            return
         user = self.authenticate(ws)
         if user is None:
             await _deny(ws, 401, UNAUTHORIZED)
+            return
+        if "WebSockets" not in self.transports:
+            await _deny(ws, 404, {"error": "WebSockets transport not supported by this end point type"})
             return
         token = ws.query_params.get("id")
         if token:
@@ -149,35 +196,188 @@ class HubEndpoint:
             if record is None:
                 await _deny(ws, 404, {"error": "No Connection with that ID"})
                 return
-            if record.transport is not None:
+            if record.transport not in (None, "WebSockets"):
+                await _deny(ws, 400, {"error": "Cannot change transports mid-connection"})
+                return
+            resumable = record.hub_connection is not None and record.hub_connection.pipe is not None
+            if record.transport is not None and not (resumable and not record.hub_connection.closed.is_set()):
                 await _deny(ws, 409, {"error": "Another transport is already attached to this connection."})
                 return
         else:  # skipNegotiation: the connection is made on the fly
             record = self.registry.create(user, 1)
-        record.transport = "WebSockets"
+        record.attach("WebSockets")
         await ws.accept()
-        conn = HubConnection(record.connection_id, WebSocketTransport(ws), self.dispatcher, self.options, user)
-        record.hub_connection = conn
-        self.keepalive.connections.add(conn)
+        transport = WebSocketTransport(ws)
+        if record.hub_connection is not None:  # a stateful reconnect: the same connection, a new socket
+            conn = record.hub_connection
+            await conn.resume(transport)
+        else:
+            conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user)
+            conn.allow_stateful = record.stateful
+            record.hub_connection = conn
+            self.keepalive.connections.add(conn)
         try:
             while True:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
-                await conn.receive(text if text is not None else message.get("bytes") or b"")
-                if conn.closed.is_set():
+                await conn.receive(text if text is not None else message.get("bytes") or b"", via=transport)
+                if conn.closed.is_set() or conn.transport is not transport:
                     break
         except Exception:  # noqa: BLE001 - one connection's failure must not reach the server
             log.exception("connection %s failed", record.connection_id)
             await conn.close(error="Connection closed with an error.")
         finally:
-            conn.gone()
+            if conn.transport_lost(transport):
+                record.detach()  # kept: the sweeper ends it after the disconnect timeout unless it resumes
+            else:
+                conn.gone()
+                self.keepalive.connections.discard(conn)
+                self.registry.remove(record.token)
+
+    # --- Server-Sent Events and long polling: GET, POST and DELETE on the hub path ------------------
+    # Status codes and texts as ASP.NET's HttpConnectionDispatcher; see protocol-notes/transports.md.
+
+    async def http_transport(self, request: Request) -> Response | _EventStream:
+        user = self.authenticate(request)
+        if user is None:
+            return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        token = request.query_params.get("id")
+        if not token:
+            return PlainTextResponse("Connection ID required", status_code=400)
+        record = self.registry.get(token)
+        if record is None:
+            return PlainTextResponse("No Connection with that ID", status_code=404)
+        if self.stopping and record.hub_connection is None:  # no new connections while draining
+            return JSONResponse(SHUTTING_DOWN, status_code=503, headers={"Retry-After": "2"})
+        if request.method == "POST":
+            return await self._post(request, record)
+        if request.method == "DELETE":
+            return await self._delete(record)
+        sse = "text/event-stream" in request.headers.get("accept", "")
+        wanted = "ServerSentEvents" if sse else "LongPolling"
+        if wanted not in self.transports:
+            return PlainTextResponse(f"{wanted} transport not supported by this end point type", status_code=404)
+        if record.transport not in (None, wanted):
+            return PlainTextResponse("Cannot change transports mid-connection", status_code=400)
+        if sse:
+            if record.transport is not None:
+                return PlainTextResponse("Another transport is already attached to this connection.", status_code=409)
+            record.attach(wanted)
+            return _EventStream(self, record, user)
+        return await self._poll(request, record, user)
+
+    async def _poll(self, request: Request, record: NegotiatedConnection, user: str | None) -> Response:
+        if record.hub_connection is None:  # the first poll starts the connection and returns at once
+            record.attach("LongPolling")
+            try:
+                await self._start(record, LongPollingTransport(), user)
+            finally:
+                record.detach()
+            return Response(b"", media_type="application/octet-stream", headers=_NO_CACHE)
+        transport = record.hub_connection.transport
+        assert isinstance(transport, LongPollingTransport)
+        record.attach("LongPolling")
+        poll = asyncio.ensure_future(transport.poll(self.options.poll_timeout))
+        left = asyncio.ensure_future(_disconnected(request.receive))
+        try:
+            await asyncio.wait((poll, left), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            poll.cancel()
+            left.cancel()
+            record.detach()
+        data = poll.result() if poll.done() and not poll.cancelled() else ENDED
+        if data is ENDED:
+            if transport.drained:
+                await self._dispose(record, "closed by the server")
+            return Response(status_code=204, media_type="text/plain", headers=_NO_CACHE)
+        return Response(data, media_type="application/octet-stream" if data else "text/plain", headers=_NO_CACHE)
+
+    async def _post(self, request: Request, record: NegotiatedConnection) -> Response:
+        """Client to server: the body is hub-protocol bytes, any number of records (a record may
+        continue in the next POST), applied in arrival order."""
+        if record.transport == "WebSockets":
+            return PlainTextResponse("POST requests are not allowed for WebSocket connections.", status_code=405)
+        async with record.post_lock:
+            try:
+                async for chunk in request.stream():
+                    if record.hub_connection is not None and not record.early:
+                        await record.hub_connection.receive(chunk)
+                    elif len(record.early) + len(chunk) <= self.options.max_message_size:
+                        # Kept until a transport is attached (signalrcore POSTs its handshake first),
+                        # then fed by _start, in order.
+                        record.early += chunk
+                    else:
+                        return PlainTextResponse(
+                            "Too much data sent before a transport was attached to this connection.", status_code=413
+                        )
+            except ClientDisconnect:
+                return PlainTextResponse("The request body was cut short.", status_code=400)
+        return Response(b"", media_type="text/plain")
+
+    async def _delete(self, record: NegotiatedConnection) -> Response:
+        if record.transport != "LongPolling":
+            return PlainTextResponse("Cannot terminate this connection using the DELETE endpoint.", status_code=400)
+        await self._dispose(record, "DELETE")
+        return Response(b"", status_code=202, media_type="text/plain")
+
+    async def _start(self, record: NegotiatedConnection, transport: Transport, user: str | None) -> HubConnection:
+        conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user)
+        record.hub_connection = conn
+        self.keepalive.connections.add(conn)
+        async with record.post_lock:
+            if record.early:
+                early, record.early = bytes(record.early), bytearray()
+                await conn.receive(early)
+        return conn
+
+    async def _dispose(self, record: NegotiatedConnection, why: str) -> None:
+        """Forget a connection: its transport ends (a pending poll gets 204) and its hub is told."""
+        self.registry.remove(record.token)
+        conn = record.hub_connection
+        if record.transport != "WebSockets":  # uvicorn logs WebSocket closes; these have no other trace
+            log.info("connection %s (%s) closed: %s", record.connection_id, record.transport or "no transport", why)
+        if conn is not None:
             self.keepalive.connections.discard(conn)
-            self.registry.remove(record.token)
+            await conn.transport.close()
+            conn.gone()
 
 
-IMPLEMENTED_TRANSPORTS = ("WebSockets",)
+class _EventStream:
+    """The SSE response, open for as long as the connection lives."""
+
+    def __init__(self, endpoint: HubEndpoint, record: NegotiatedConnection, user: str | None):
+        self.endpoint, self.record, self.user = endpoint, record, user
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = ServerSentEventsTransport(send)
+        left = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await transport.open()
+            await self.endpoint._start(self.record, transport, self.user)
+            ended = asyncio.ensure_future(transport.ended.wait())
+            try:
+                await asyncio.wait((ended, left), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+        finally:
+            left.cancel()
+            await self.endpoint._dispose(self.record, "closed by the server" if transport.ended.is_set() else "client gone")
+            await transport.close()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (its request body, if any, is not read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+# ASP.NET's no-cache headers on every poll: no proxy may answer a poll from a cache.
+_NO_CACHE = {"Cache-Control": "no-cache, no-store", "Pragma": "no-cache", "Expires": "Thu, 01 Jan 1970 00:00:00 GMT"}
+
+
+IMPLEMENTED_TRANSPORTS = ("WebSockets", "ServerSentEvents", "LongPolling")  # negotiate lists them in this order
 
 TRANSFER_FORMATS = {
     "WebSockets": ("Text", "Binary"),

@@ -7,13 +7,18 @@ A hub method is `async def name(self, call: CallContext, *args)`. It may:
   *applied* (the method body runs in arrival order) while letting their Completions be pipelined;
 - be an async generator (a server-to-client stream, invoked with StreamInvocation);
 - take `AsyncIterator` parameters (client-to-server streams), named in `@hub_method(streams=...)`.
+
+Server to client: `self.clients` (groups.py) calls client methods on one connection or a group.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from .groups import HubClients
 
 
 class HubError(Exception):
@@ -22,9 +27,13 @@ class HubError(Exception):
 
 @dataclass(slots=True)
 class Deferred:
-    """A result that is ready later; see the module docstring."""
+    """A result that is ready later; see the module docstring. `void`: the Completion carries a null
+    result whatever the awaitable resolves to. An awaitable that is already settled when the method
+    returns (a done Future, or anything with Future's `done()`/`result()`) is answered at once,
+    without a task."""
 
     awaitable: Awaitable[Any]
+    void: bool = False
 
 
 @dataclass(slots=True)
@@ -61,11 +70,15 @@ class Hub:
     #: error. Anything else is logged and shown as a bare "An unexpected error occurred".
     user_errors: ClassVar[tuple[type[Exception], ...]] = ()
 
+    #: The hub's handle on its clients, set when an endpoint binds the hub (HubDispatcher): call
+    #: client methods on a connection (`call.connection_id`) or a group, and manage groups.
+    clients: "HubClients"
+
     def on_connected(self, call: CallContext) -> None:
         """A connection finished its handshake."""
 
     def on_disconnected(self, call: CallContext) -> None:
-        """A connection is gone for good."""
+        """A connection is gone for good (it leaves its groups right after this returns)."""
 
     def methods(self) -> dict[str, HubMethod]:
         """The method table, keyed by lower-cased name (SignalR matches names case-insensitively)."""

@@ -3,44 +3,88 @@
 Each write method validates and orders its write when it runs (in arrival order) and answers with a
 Deferred that resolves once the store has accepted the batch, so Completions are pipelined and
 never sent before the data is stored.
+
+Streams: `StreamEventData` / `StreamParameterData` take a client-to-server stream (each item stored
+as it arrives; the result is the number of events / rows stored), and `ReadEventData` is a
+server-to-client stream of stored, then (with follow) live events, one event per StreamItem.
+
+With --rate-limit, every invocation naming a topic spends one request of the caller's budget on it,
+the budget the HTTP routes draw on too (hub/ratelimit.py, keyed by the token's user name).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, AsyncIterator
 
-from ..signalr.hub import CallContext, Deferred, Hub, hub_method
+from ..ratelimit import RateLimiter
+from ..signalr.hub import CallContext, Deferred, Hub, HubError, hub_method
+from ..streams.feed import FellBehind
 from ..streams.service import IngestionService
+from ..streams.store.base import StoreUnavailable
 from ..streams.validation import ValidationError
 
 
-async def _void(awaitable: Any) -> None:
-    await awaitable
-
-
 class WriterHub(Hub):
-    user_errors = (ValidationError,)
+    # StoreUnavailable: the write was not stored (e.g. Redis is down); the caller may retry it.
+    user_errors = (ValidationError, FellBehind, StoreUnavailable)
 
-    def __init__(self, service: IngestionService):
+    def __init__(self, service: IngestionService, limiter: RateLimiter | None = None):
         self.service = service
+        self.limiter = limiter  # --rate-limit: the budget per token and topic the HTTP routes share
+
+    def _spend(self, call: CallContext, topic: Any) -> None:
+        """One request of the caller's budget on `topic`; over it, a Completion error saying when to retry."""
+        if self.limiter is None or type(topic) is not str:
+            return
+        decision = self.limiter.take(call.user or "", topic)
+        if not decision.allowed:
+            raise HubError(
+                f"Rate limit of {self.limiter.rate:g} requests/s for this token on topic {topic!r} exceeded; "
+                f"retry in {decision.retry_after:.2f} s."
+            )
 
     @hub_method("CreateStream")
     async def create_stream(self, call: CallContext, topic: Any, properties: Any) -> Any:
+        self._spend(call, topic)
         stream_id = await self.service.create_stream(topic, properties)
         return {"streamId": stream_id}
 
     @hub_method("UpdateStream")
     async def update_stream(self, call: CallContext, topic: Any, stream_id: Any, properties: Any) -> Deferred:
-        return Deferred(_void(self.service.update_stream(topic, stream_id, properties)))
+        self._spend(call, topic)
+        return Deferred(self.service.update_stream(topic, stream_id, properties), void=True)
 
     @hub_method("CloseStream")
     async def close_stream(self, call: CallContext, topic: Any, stream_id: Any) -> Deferred:
-        return Deferred(_void(self.service.close_stream(topic, stream_id)))
+        self._spend(call, topic)
+        return Deferred(self.service.close_stream(topic, stream_id), void=True)
 
     @hub_method("SendEventData")
     async def send_event_data(self, call: CallContext, topic: Any, stream_id: Any, events: Any) -> Deferred:
-        return Deferred(_void(self.service.send_events(topic, stream_id, events)))
+        self._spend(call, topic)
+        return Deferred(self.service.send_events(topic, stream_id, events), void=True)
 
     @hub_method("SendParameterData")
     async def send_parameter_data(self, call: CallContext, topic: Any, stream_id: Any, data: Any) -> Deferred:
-        return Deferred(_void(self.service.send_parameter_data(topic, stream_id, data)))
+        self._spend(call, topic)
+        return Deferred(self.service.send_parameter_data(topic, stream_id, data), void=True)
+
+    @hub_method("StreamEventData", streams=1)
+    async def stream_event_data(self, call: CallContext, topic: Any, stream_id: Any, items: AsyncIterator[Any]) -> int:
+        self._spend(call, topic)
+        return await self.service.send_event_stream(topic, stream_id, items)
+
+    @hub_method("StreamParameterData", streams=1)
+    async def stream_parameter_data(
+        self, call: CallContext, topic: Any, stream_id: Any, items: AsyncIterator[Any]
+    ) -> int:
+        self._spend(call, topic)
+        return await self.service.send_parameter_stream(topic, stream_id, items)
+
+    @hub_method("ReadEventData")
+    async def read_event_data(
+        self, call: CallContext, topic: Any, stream_id: Any, from_timestamp: Any, follow: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        self._spend(call, topic)
+        async for event in self.service.event_stream(topic, stream_id, from_timestamp, follow):
+            yield event.to_json()

@@ -54,6 +54,7 @@ class StdlibJson:
     UTF-16 surrogates in (a text that could not be written back as UTF-8)."""
 
     name = "json"
+    reads_text = False  # loads() takes bytes only
     # A \uD800-\uDFFF escape: only then can a decoded string hold a lone surrogate.
     _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -89,6 +90,7 @@ class Orjson(StdlibJson):
     parse itself. int64 nanosecond timestamps are exact with both."""
 
     name = "orjson"
+    reads_text = True  # loads() takes str as well: a text frame is parsed without a copy to bytes
 
     def loads(self, record: bytes) -> Any:
         return orjson.loads(record)  # raises orjson.JSONDecodeError, a ValueError
@@ -291,6 +293,15 @@ class JsonMessageReader(MessageReader):
         self._partial = bytearray()  # the unfinished record, without its separator
 
     def feed(self, data: bytes | str) -> list[HubMessage]:
+        if (
+            type(data) is str
+            and self._library.reads_text
+            and not self._partial
+            and data[-1:] == RECORD_SEPARATOR
+            and len(data) * 4 <= self._max  # 4 bytes a character at most: no record can be too large
+        ):  # the usual text frame, whole records only
+            messages = [self._parse(record) for record in data[:-1].split(RECORD_SEPARATOR)]  # type: ignore[arg-type]
+            return [m for m in messages if m is not None]
         # Work in UTF-8 bytes: the size limit counts bytes, and a frame may end mid-character.
         try:
             chunk = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -404,4 +415,14 @@ class JsonHubProtocol(HubProtocol):
     def encode(self, message: HubMessage) -> str:
         if message.type == PING:
             return _PING_RECORD
+        if (
+            message.type == COMPLETION
+            and message.result is None
+            and message.error is None
+            and not message.headers  # type: ignore[union-attr]
+        ):  # the answer to nearly every write: the same text _completion_json gives, built directly
+            tail = ',"result":null}' if message.has_result else "}"  # type: ignore[union-attr]
+            iid = message.invocation_id  # type: ignore[union-attr]
+            quoted = f'"{iid}"' if iid.isalnum() and iid.isascii() else self.library.dumps(iid)  # nothing to escape
+            return '{"type":3,"invocationId":' + quoted + tail + RECORD_SEPARATOR
         return self.library.dumps(_WRITERS[message.type](message)) + RECORD_SEPARATOR
