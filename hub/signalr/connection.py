@@ -68,6 +68,32 @@ class SignalROptions:
     max_send_queue: int = 10_000  # server-initiated messages (`post`) waiting for one client before it is closed
 
 
+class Flag:
+    """asyncio.Event's is_set/set/wait without the deque an Event makes at birth: one per connection,
+    and an idle hub holds tens of thousands of connections."""
+
+    __slots__ = ("_value", "_event")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._event: asyncio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        self._value = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> bool:
+        if not self._value:
+            if self._event is None:
+                self._event = asyncio.Event()
+            await self._event.wait()
+        return True
+
+
 class State(enum.Enum):
     HANDSHAKE = 1
     CONNECTED = 2
@@ -102,15 +128,16 @@ class HubConnection:
         self._outbox: list[str | bytes] = []
         self._flushing: asyncio.Task | None = None
         # Server-initiated messages (`post`) on a stateful connection wait here for the pipe, in order.
-        self._posted: deque[tuple[HubMessage, str | bytes]] = deque()
+        self._posted: deque[tuple[HubMessage, str | bytes]] | None = None  # made by the first such post
         self._posted_in_outbox = 0  # messages `post` put in the outbox since the last flush took it
         self._posting: asyncio.Task | None = None
         self._goodbye: asyncio.Task | None = None  # `abort`'s Close, written after the frame in flight
         self.uploads: dict[str, UploadStream] = {}
         self.streams: dict[str, asyncio.Task] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._cancel_on_close: set[asyncio.Task] = set()
-        self.closed = asyncio.Event()
+        # Made when first needed: an idle hub holds tens of thousands of connections.
+        self._tasks: set[asyncio.Task] | None = None
+        self._cancel_on_close: set[asyncio.Task] | None = None
+        self.closed = Flag()
         self.accepting = True  # False while the server shuts down: new frames are dropped unanswered
         self._receiving = 0
         self._idle: asyncio.Event | None = None  # made by drain() when it has to wait: idle connections stay small
@@ -296,6 +323,8 @@ class HubConnection:
         if self._posted and len(self._posted) + n > limit:
             self.abort(_fell_behind(limit))
             return False
+        if self._posted is None:
+            self._posted = deque()
         self._posted.extend(zip(messages, encoded))
         if self._posting is None:
             self._posting = asyncio.get_running_loop().create_task(self._post_to_pipe())
@@ -319,7 +348,7 @@ class HubConnection:
         log.info("connection %s: closed: %s", self.connection_id, error)
         close = self.protocol.encode(Close(error=error))
         self._outbox.clear()
-        self._posted.clear()
+        self._posted = None
         self._posted_in_outbox = 0
         self.state = State.CLOSED  # from now on nothing is queued; the caller may be iterating a group
         self._goodbye = asyncio.get_running_loop().create_task(self._say_goodbye(self.transport, close))
@@ -372,9 +401,13 @@ class HubConnection:
     def track(
         self, task: asyncio.Task, stream_invocation_id: str | None = None, *, cancel_on_close: bool = False
     ) -> None:
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if cancel_on_close or stream_invocation_id is not None:
+            if self._cancel_on_close is None:
+                self._cancel_on_close = set()
             self._cancel_on_close.add(task)
             task.add_done_callback(self._cancel_on_close.discard)
         if stream_invocation_id is not None:
@@ -392,7 +425,7 @@ class HubConnection:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except asyncio.TimeoutError:
                 return
-        pending = [t for t in self._tasks if not t.done()]
+        pending = [t for t in self._tasks or () if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
 
@@ -423,7 +456,7 @@ class HubConnection:
             self.pipe.close()
         # Streams and uploads end with their connection; deferred Completions finish on their own
         # (what they wrote stays written) and their sends are dropped.
-        for task in list(self._cancel_on_close):
+        for task in list(self._cancel_on_close or ()):
             task.cancel()
         if was_connected if was_connected is not None else self.protocol is not None:
             self.dispatcher.disconnected(self)

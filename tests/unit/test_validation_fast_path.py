@@ -1,0 +1,40 @@
+"""parse_events takes the usual event by a fast path (no error paths built): it must accept exactly
+what parse_event accepts, build the same Event, and leave every doubtful one to parse_event."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.streams.validation import ValidationError, _well_formed_event, parse_event, parse_events
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**64), max_value=2**64), st.floats(allow_nan=True),
+    st.text(max_size=4), st.just("\ud800"), st.just(""),
+)
+keys = st.sampled_from(["id", "Id", "timestamp", "Timestamp", "value", "Value", "tags", "Tags", "other"])
+tags = st.one_of(scalars, st.dictionaries(st.one_of(st.text(max_size=3), st.just("\udc00")), scalars, max_size=3))
+raw_events = st.one_of(scalars, st.dictionaries(keys, st.one_of(scalars, tags), max_size=6))
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw_events)
+def test_fast_path_agrees_with_parse_event(raw):
+    fast = _well_formed_event(raw)
+    try:
+        slow = parse_event(raw, "events[0]")
+    except ValidationError:
+        assert fast is None
+        return
+    assert fast is None or fast == slow
+
+
+def test_the_usual_event_takes_the_fast_path_and_errors_still_name_the_field():
+    good = {"id": "Speed", "timestamp": 1_700_000_000_000_000_000, "value": "212", "tags": {"car": "1"}}
+    assert _well_formed_event(good) == parse_event(good, "events[0]")
+    try:
+        parse_events([good, {**good, "timestamp": 1.5}])
+    except ValidationError as exc:
+        assert str(exc) == "events[1].timestamp: expected an integer of nanoseconds"
+    else:
+        raise AssertionError("a fractional timestamp was accepted")
