@@ -6,7 +6,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.streams.validation import ValidationError, _well_formed_event, parse_event, parse_events
+from hub.streams.validation import (
+    ValidationError,
+    _well_formed_event,
+    parse_event,
+    parse_events,
+)
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**64), max_value=2**64), st.floats(allow_nan=True),
