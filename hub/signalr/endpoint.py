@@ -352,6 +352,7 @@ class _EventStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = ServerSentEventsTransport(send)
+        transport.before_end = lambda: self.endpoint.registry.remove(self.record.token)
         left = asyncio.ensure_future(_disconnected(receive))
         try:
             await transport.open()

@@ -51,6 +51,9 @@ class ServerSentEventsTransport(Transport):
         self._headers = headers or []
         self._lock = asyncio.Lock()  # the final empty body must not overtake an event being written
         self.ended = asyncio.Event()  # the response is over (closed by the server, or the client left)
+        # Called when the server ends the stream, before the client can see the end: the endpoint
+        # forgets the connection there, so a request made on seeing the end already finds it gone.
+        self.before_end: Callable[[], None] | None = None
 
     async def open(self) -> None:
         await self._send({"type": "http.response.start", "status": 200, "headers": HEADERS + self._headers})
@@ -66,6 +69,8 @@ class ServerSentEventsTransport(Transport):
         if self.ended.is_set():
             return
         self.ended.set()
+        if self.before_end is not None:
+            self.before_end()
         async with self._lock:
             try:
                 await self._send({"type": "http.response.body", "body": b"", "more_body": False})
