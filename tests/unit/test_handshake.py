@@ -4,12 +4,12 @@ hub protocol, ASP.NET's refusal texts, and fuzzing."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit.client_vectors import client_frames
 
 from hub.signalr.handshake import (
     HandshakeError,
@@ -21,7 +21,6 @@ from hub.signalr.handshake import (
 from hub.signalr.messages import Ping
 from hub.signalr.protocols import PROTOCOLS, TransferFormat
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 RS = "\x1e"
 BOTH = {TransferFormat.TEXT, TransferFormat.BINARY}
 UNREADABLE = "An unexpected error occurred during connection handshake. "
@@ -29,13 +28,6 @@ NOT_JSON = (
     'Expected a JSON handshake request such as {"protocol":"json","version":1} '
     "followed by the 0x1E record separator."
 )
-
-
-def client_frames(name: str) -> list[dict[str, Any]]:
-    path = VECTORS / name
-    if not path.exists():
-        pytest.skip(f"real-client vectors not found at {path} (CI clones shared/ beside the repo)")
-    return json.loads(path.read_text())
 
 
 def error_of(*frames: bytes | str, max_size: int = 64 * 1024) -> str:

@@ -7,12 +7,13 @@ import importlib.util
 import json
 import sys
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit import client_vectors as vectors
+from unit.client_vectors import client_messages
 
 from hub.signalr.messages import (
     Ack,
@@ -26,11 +27,15 @@ from hub.signalr.messages import (
     StreamInvocation,
     StreamItem,
 )
-from hub.signalr.protocols import PROTOCOLS, MessageTooLarge, ProtocolError, TransferFormat
+from hub.signalr.protocols import (
+    PROTOCOLS,
+    MessageTooLarge,
+    ProtocolError,
+    TransferFormat,
+)
 from hub.signalr.protocols import json as json_module
 from hub.signalr.protocols.json import ORJSON, STDLIB_JSON, JsonHubProtocol
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 RS = "\x1e"
 MAX = 32 * 1024
 NS_TIMESTAMP = 1618133869000000000  # above 2^53: must stay an exact int
@@ -60,30 +65,12 @@ def error_of(protocol: JsonHubProtocol, *frames: bytes | str) -> str:
 
 
 def client_frames() -> list[dict[str, Any]]:
-    path = VECTORS / "js-client-10.0.11-json.json"
-    if not path.exists():
-        pytest.skip(f"real-client vectors not found at {path} (CI clones shared/ beside the repo)")
-    return json.loads(path.read_text())
+    return vectors.client_frames(vectors.JSON_VECTORS)
 
 
 EVENT = {"id": "Alert", "timestamp": NS_TIMESTAMP, "tags": {"capacity": "over"}, "value": "Help"}
 # What the frames after the handshake in js-client-10.0.11-json.json must decode to, in order.
-CLIENT_MESSAGES: list[HubMessage] = [
-    Ping(),
-    Invocation("SendEventData", ["cars", "66fb0a2f-eb70-494e-9df7-c06d275aeb7c", [EVENT]], "0"),
-    Invocation(
-        "SendEventData",
-        ["cars", "s1", [{"id": "Small", "timestamp": 1234567, "value": "fits in 2^53"}]],
-        None,
-    ),
-    Invocation("StreamEventData", ["cars", "s1"], "2", stream_ids=["1"]),
-    StreamItem("1", EVENT),
-    StreamItem("1", EVENT),
-    Completion("1"),
-    StreamInvocation("3", "ReadEventData", ["cars", "s1", 0, True]),
-    CancelInvocation("3"),
-    Close(),
-]
+CLIENT_MESSAGES = client_messages(EVENT)
 
 ALL_TYPES: list[HubMessage] = [
     Invocation("Send", [1, "two", None, {"three": [3.5]}], "7", headers={"a": "b"}),

@@ -4,15 +4,15 @@ VarInt framing, limits, error texts, extension types and fuzzing."""
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit import client_vectors as vectors
+from unit.client_vectors import client_messages
 
 from hub.signalr.messages import (
     Ack,
@@ -26,14 +26,18 @@ from hub.signalr.messages import (
     StreamInvocation,
     StreamItem,
 )
-from hub.signalr.protocols import PROTOCOLS, MessageTooLarge, ProtocolError, TransferFormat
+from hub.signalr.protocols import (
+    PROTOCOLS,
+    MessageTooLarge,
+    ProtocolError,
+    TransferFormat,
+)
 from hub.signalr.protocols.msgpack import (
     MessagePackHubProtocol,
     encode_length_prefix,
     read_length_prefix,
 )
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 MAX = 32 * 1024
 protocol = MessagePackHubProtocol()
 
@@ -67,10 +71,7 @@ def error_of(*frames: bytes) -> str:
 
 
 def client_frames() -> list[dict[str, Any]]:
-    path = VECTORS / "js-client-10.0.11-msgpack.json"
-    if not path.exists():
-        pytest.skip(f"real-client vectors not found at {path} (CI clones shared/ beside the repo)")
-    return json.loads(path.read_text())
+    return vectors.client_frames(vectors.MSGPACK_VECTORS)
 
 
 def binary_frames() -> list[bytes]:
@@ -79,22 +80,7 @@ def binary_frames() -> list[bytes]:
 
 # @msgpack/msgpack writes integers above 2^53 as float64: passed through unchanged.
 EVENT = {"id": "Alert", "timestamp": 1.618133869e18, "tags": {"capacity": "over"}, "value": "Help"}
-CLIENT_MESSAGES: list[HubMessage] = [
-    Ping(),
-    Invocation("SendEventData", ["cars", "66fb0a2f-eb70-494e-9df7-c06d275aeb7c", [EVENT]], "0"),
-    Invocation(
-        "SendEventData",
-        ["cars", "s1", [{"id": "Small", "timestamp": 1234567, "value": "fits in 2^53"}]],
-        None,
-    ),
-    Invocation("StreamEventData", ["cars", "s1"], "2", stream_ids=["1"]),
-    StreamItem("1", EVENT),
-    StreamItem("1", EVENT),
-    Completion("1"),
-    StreamInvocation("3", "ReadEventData", ["cars", "s1", 0, True]),
-    CancelInvocation("3"),
-    Close(),
-]
+CLIENT_MESSAGES = client_messages(EVENT)
 
 ALL_TYPES: list[HubMessage] = [
     Invocation("Send", [1, "two", None, {"three": [3.5]}, b"\x00bin"], "7", headers={"a": "b"}),
