@@ -312,18 +312,8 @@ def _with_stream_ids(protocol: str, encoder: "wire.InvocationEncoder") -> bytes:
 
 
 def _msgpack_records(payload: bytes):
-    pos = 0
-    while pos < len(payload):
-        length = shift = 0
-        while True:
-            byte = payload[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        yield msgpack_unpackb(payload[pos : pos + length], raw=False, strict_map_key=False)
-        pos += length
+    for body in wire.msgpack_bodies(payload):
+        yield msgpack_unpackb(body, raw=False, strict_map_key=False)
 
 
 async def run_upload(args: argparse.Namespace) -> dict:

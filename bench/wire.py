@@ -13,7 +13,7 @@ import asyncio
 import base64
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import msgpack
 import orjson
@@ -239,8 +239,8 @@ def json_completions(payload: bytes) -> list[tuple[int, bool]]:
     return out
 
 
-def msgpack_completions(payload: bytes) -> list[tuple[int, bool]]:
-    out = []
+def msgpack_bodies(payload: bytes) -> Iterator[bytes]:
+    """The msgpack bodies of the VarInt-length-prefixed records in one binary frame."""
     pos, end = 0, len(payload)
     while pos < end:
         length = shift = 0
@@ -251,8 +251,13 @@ def msgpack_completions(payload: bytes) -> list[tuple[int, bool]]:
             shift += 7
             if not byte & 0x80:
                 break
-        body = payload[pos : pos + length]
+        yield payload[pos : pos + length]
         pos += length
+
+
+def msgpack_completions(payload: bytes) -> list[tuple[int, bool]]:
+    out = []
+    for body in msgpack_bodies(payload):
         # The hub writes [3, {}, "<id>", kind, ...]: a fixarray, 3, an empty map, a fixstr.
         if len(body) > 4 and body[1] == 3 and body[2] == 0x80 and body[3] & 0xE0 == 0xA0:
             n = body[3] & 0x1F
