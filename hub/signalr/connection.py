@@ -24,9 +24,10 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from .dispatcher import HubDispatcher, UploadStream, new_call_context
+from .dispatcher import HubDispatcher, UploadStream
+from .hub import CallContext
 from .handshake import HandshakeError, HandshakeReader, handshake_response, select_protocol
 from .messages import (
     ACK,
@@ -47,9 +48,6 @@ from .protocols import PROTOCOLS
 from .protocols.base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError
 from .stateful import DEFAULT_BUFFER_LIMIT, StatefulPipe
 from .transports.base import Transport
-
-if TYPE_CHECKING:
-    from .hub import CallContext
 
 log = logging.getLogger("hub.signalr")
 
@@ -113,7 +111,7 @@ class HubConnection:
         self.transport = transport
         self.dispatcher = dispatcher
         self.options = options
-        self.call: CallContext = new_call_context(connection_id, user)
+        self.call = CallContext(connection_id=connection_id, user=user)
         self.state = State.HANDSHAKE
         self.protocol: HubProtocol | None = None
         self._handshake = HandshakeReader()

@@ -24,7 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from .groups import HubClients
-from .hub import CallContext, Deferred, Hub, HubError, HubMethod
+from .hub import Deferred, Hub, HubError, HubMethod
 from .messages import CancelInvocation, Completion, Invocation, StreamInvocation, StreamItem
 
 if TYPE_CHECKING:
@@ -324,7 +324,3 @@ def _settled(awaitable: Any) -> bool:
     """Already done (a store that applied the write at call time): awaiting it will not suspend."""
     done = getattr(awaitable, "done", None)
     return done is not None and done()
-
-
-def new_call_context(connection_id: str, user: str | None) -> CallContext:
-    return CallContext(connection_id=connection_id, user=user)
