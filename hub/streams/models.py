@@ -9,15 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+import msgspec
+
 StreamStatus = Literal["open", "closed"]
 
 
-@dataclass(slots=True, frozen=True)
-class Event:
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """One event. gc=False: the garbage collector never walks events (they hold only strings and
+    ints), so a store holding millions of them does not make each full collection pause the loop
+    for longer (bench/RESULTS.md, latency)."""
+
     id: str
     timestamp: int  # nanoseconds since the Unix epoch, int64
     value: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "timestamp": self.timestamp, "value": self.value, "tags": self.tags}
