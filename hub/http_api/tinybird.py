@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams import schema
-from ..streams.service import IngestionService, RawRow
+from ..streams.service import IngestionService, LenientRows
 from . import codec
 from .acks import Acknowledgements, wait_param
 from .errors import ApiError
@@ -88,7 +88,7 @@ class TinybirdEvents:
         if not body.strip():
             raise ApiError(400, "Request body is empty; expected NDJSON, one JSON object a line.")
         arrival = time.time_ns()
-        rows = [to_event_row(row, topic, tags, arrival) for row in codec.ndjson_rows(body)]
+        rows = to_event_rows(codec.ndjson_rows(body), topic, tags, arrival)
         batch = self.service.send_event_rows(topic, stream_id, rows)
         status = await self.acks.settle(batch.written, wait=wait, what=f"/v0/events rows for {topic}/{stream_id}")
         return codec.json_response(
@@ -96,23 +96,33 @@ class TinybirdEvents:
         )
 
 
-def to_event_row(row: RawRow, topic: str, tags: list[str], arrival_ns: int) -> RawRow:
-    """A decoded NDJSON row -> the same row holding a raw event (or why it cannot be one)."""
-    if row.error is not None:
-        return row
-    value = row.value
-    if not isinstance(value, dict):
-        return RawRow(row.line, row.raw, error="expected a JSON object")
-    try:
-        event = {
-            "id": _event_id(value.get("id"), topic),
-            "timestamp": _timestamp(value.get("timestamp"), arrival_ns),
-            "value": row.raw,
-            "tags": {name: value[name] for name in tags if type(value.get(name)) is str},
-        }
-    except ValueError as exc:
-        return RawRow(row.line, row.raw, error=str(exc))
-    return RawRow(row.line, row.raw, event)
+def to_event_rows(rows: LenientRows, topic: str, tags: list[str], arrival_ns: int) -> LenientRows:
+    """Decoded NDJSON rows -> the same rows holding raw events (or why a row cannot be one)."""
+    values: list[Any] = []
+    errors = dict(rows.errors)
+    for index, value in enumerate(rows.values):
+        event = None
+        if index in errors:
+            values.append(None)  # not JSON: stays as it is
+            continue
+        if isinstance(value, dict):
+            try:
+                event = _to_event(value, rows.raw_of(index), topic, tags, arrival_ns)
+            except ValueError as exc:
+                errors[index] = str(exc)
+        else:
+            errors[index] = "expected a JSON object"
+        values.append(event)
+    return LenientRows(values, errors, rows.line_of, rows.raw_of)
+
+
+def _to_event(value: dict[str, Any], raw: str, topic: str, tags: list[str], arrival_ns: int) -> dict[str, Any]:
+    return {
+        "id": _event_id(value.get("id"), topic),
+        "timestamp": _timestamp(value.get("timestamp"), arrival_ns),
+        "value": raw,
+        "tags": {name: value[name] for name in tags if type(value.get(name)) is str},
+    }
 
 
 def _event_id(raw: Any, topic: str) -> str:

@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from collections import deque
-from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, NamedTuple, TypeVar
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 from .models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, TopicSummary
 from .store.base import StreamStore
@@ -25,14 +25,50 @@ T = TypeVar("T")
 MAX_PAGE = 100_000  # the HTTP API clamps larger requests to this
 
 
-class RawRow(NamedTuple):  # a NamedTuple: made once a line, twice as cheap as a frozen dataclass
-    """One row of a lenient batch as a transport decoded it: its 1-based line, its text, and either
-    the decoded event value or `error`, why it could not be decoded."""
+class RawRow(NamedTuple):
+    """One row of a lenient batch: its 1-based line, its text, and either the decoded event value
+    or `error`, why it could not be decoded."""
 
     line: int
     raw: str
     value: Any = None
     error: str | None = None
+
+
+class LenientRows:
+    """The rows of a lenient batch (e.g. NDJSON lines) as a transport decoded them; reads as a
+    sequence of RawRow.
+
+    values[i] is row i's decoded value (None where it could not be decoded) and errors maps those
+    rows to why. A row's line number and text are worked out only when asked (line_of, raw_of):
+    the service asks only for rows it quarantines, so a batch of good rows costs the transport one
+    decoded value a row (bench/RESULTS.md, HTTP NDJSON)."""
+
+    __slots__ = ("errors", "line_of", "raw_of", "values")
+
+    def __init__(
+        self, values: list[Any], errors: dict[int, str], line_of: Callable[[int], int], raw_of: Callable[[int], str]
+    ) -> None:
+        self.values = values
+        self.errors = errors
+        self.line_of = line_of
+        self.raw_of = raw_of
+
+    @classmethod
+    def of(cls, rows: Iterable[RawRow]) -> LenientRows:
+        rows = list(rows)
+        errors = {i: row.error for i, row in enumerate(rows) if row.error is not None}
+        return cls([row.value for row in rows], errors, lambda i: rows[i].line, lambda i: rows[i].raw)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> RawRow:
+        index = range(len(self.values))[index]  # IndexError, negative indexes
+        return RawRow(self.line_of(index), self.raw_of(index), self.values[index], self.errors.get(index))
+
+    def __iter__(self) -> Iterator[RawRow]:
+        return (self[i] for i in range(len(self.values)))
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,27 +104,30 @@ class IngestionService:
         total = sum(len(events) for _, events in parsed)
         return _then(_all([self.store.append_events(topic, s, events) for s, events in parsed]), total)
 
-    def send_event_rows(self, topic: str, stream_id: str, rows: Iterable[RawRow]) -> LenientBatch:
+    def send_event_rows(self, topic: str, stream_id: str, rows: LenientRows) -> LenientBatch:
         """A lenient batch (e.g. NDJSON): valid rows are appended as events in order; each bad one
         goes to the topic's quarantine with its line and reason instead of failing the batch."""
         _check_stream(topic, stream_id)
         now = time.time()
         events: list[Event] = []
         rejected: list[QuarantinedRow] = []
-        for row in rows:
-            if row.error is None:
-                event = _well_formed_event(row.value)  # the common case, without building error paths
-                if event is not None:
-                    events.append(event)
-                    continue
+        errors = rows.errors
+        for index, value in enumerate(rows.values):
+            event = _well_formed_event(value)  # the common case, without building error paths
+            if event is not None:
+                events.append(event)
+                continue
+            line = rows.line_of(index)
+            error = errors.get(index)
+            if error is None:
                 try:
-                    events.append(parse_event(row.value, f"line {row.line}"))
+                    events.append(parse_event(value, f"line {line}"))
                     continue
                 except ValidationError as exc:
                     reason = str(exc)
             else:
-                reason = f"line {row.line}: {row.error}"
-            rejected.append(QuarantinedRow(stream_id, row.line, _utf8(reason), _utf8(row.raw), now))
+                reason = f"line {line}: {error}"
+            rejected.append(QuarantinedRow(stream_id, line, _utf8(reason), _utf8(rows.raw_of(index)), now))
         writes: list[Awaitable[Any]] = []
         if events:  # a batch of only bad rows creates no stream
             writes.append(self.store.append_events(topic, stream_id, events))

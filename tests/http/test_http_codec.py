@@ -8,6 +8,8 @@ import json
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.http_api import codec, eventhubs, tinybird
 from hub.http_api.errors import ApiError
@@ -109,12 +111,37 @@ def test_ndjson_rows_keep_line_numbers_skip_blank_lines_and_take_crlf() -> None:
     assert rows[3].value == [1, 2]
 
 
+def test_ndjson_rows_of_a_body_that_decodes_whole_keep_line_numbers_and_text() -> None:
+    # every line is JSON, so the one-decode-a-line path reads it; blank lines still count
+    body = b'{"id": "a", "timestamp": 1}\r\n\n[1]\n\n  {"id": "b"}  \n'
+    rows = codec.ndjson_rows(body)
+    assert rows.errors == {}
+    assert list(rows) == [
+        RawRow(1, '{"id": "a", "timestamp": 1}', {"id": "a", "timestamp": 1}),
+        RawRow(3, "[1]", [1]),
+        RawRow(5, '{"id": "b"}', {"id": "b"}),
+    ]
+
+
+_LINES = st.sampled_from(
+    [b'{"id": "a", "timestamp": 1}', b"[1, 2]", b"null", b"", b"  ", b"\r", b"oops", b'{"id": "caf\xe9"}',
+     b'  {"id": "b"}\r', b"\x0b1", b'"\\ud800"', b"{", b"}"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINES, max_size=8), st.booleans())
+def test_ndjson_rows_match_the_line_by_line_reading_of_any_body(lines: list[bytes], final_newline: bool) -> None:
+    body = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    assert list(codec.ndjson_rows(body)) == list(codec._ndjson_rows_line_by_line(body.split(b"\n")))
+
+
 # --- Tinybird rows -> events -----------------------------------------------------------------------------
 
 
 def tinybird_row(line: str, tags=(), arrival: int = 123) -> RawRow:
-    [row] = codec.ndjson_rows(line.encode())
-    return tinybird.to_event_row(row, "flights", list(tags), arrival)
+    [row] = tinybird.to_event_rows(codec.ndjson_rows(line.encode()), "flights", list(tags), arrival)
+    return row
 
 
 def test_tinybird_row_mapping() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hub.streams.models import Event
-from hub.streams.service import IngestionService, RawRow
+from hub.streams.service import IngestionService, LenientRows, RawRow
 from hub.streams.store import MemoryStore
 from hub.streams.validation import ValidationError
 
@@ -24,7 +24,7 @@ async def test_good_rows_are_stored_and_bad_ones_quarantined_with_line_and_reaso
         RawRow(5, '{"id":"c"}', {"id": "c"}),
         RawRow(6, '"\\ud800"', {"id": "\ud800", "timestamp": 3}),  # a lone surrogate: not storable text
     ]
-    batch = service.send_event_rows("t", "s", rows)
+    batch = service.send_event_rows("t", "s", LenientRows.of(rows))
     assert (batch.successful_rows, batch.quarantined_rows) == (2, 3)
     await batch.written
     assert (await service.read_events("t", "s")).items == [Event("a", 1), Event("b", 2, None, {"k": "v"})]
@@ -38,7 +38,7 @@ async def test_good_rows_are_stored_and_bad_ones_quarantined_with_line_and_reaso
 
 
 async def test_only_bad_rows_create_no_stream(service):
-    batch = service.send_event_rows("t", "s", [RawRow(1, "x", error="not valid JSON")])
+    batch = service.send_event_rows("t", "s", LenientRows.of([RawRow(1, "x", error="not valid JSON")]))
     await batch.written
     assert await service.list_streams("t") == []
     assert len((await service.read_quarantine("t")).items) == 1
@@ -46,7 +46,7 @@ async def test_only_bad_rows_create_no_stream(service):
 
 async def test_a_bad_stream_name_refuses_the_whole_batch(service):
     with pytest.raises(ValidationError, match="streamId"):
-        service.send_event_rows("t", "a/b", [RawRow(1, "{}", {"id": "a", "timestamp": 1})])
+        service.send_event_rows("t", "a/b", LenientRows.of([RawRow(1, "{}", {"id": "a", "timestamp": 1})]))
 
 
 async def test_multi_stream_batches_are_validated_before_anything_is_written(service):
