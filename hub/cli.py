@@ -7,6 +7,7 @@ allowReconnect), then let uvicorn stop: uvicorn alone would cut WebSockets with 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import logging.config
 import sys
@@ -61,6 +62,24 @@ def _tokens(settings: Settings) -> list[str]:
     return [token]
 
 
+# Python's cyclic collector runs a young-generation pass every 700 new container objects. A write of
+# 100 events or an NDJSON request of 1,000 decodes that many dicts, alive until the write is
+# validated, so each pass examined them and promoted them towards the old generation, whose full
+# passes then came more often: a quarter of the hub's CPU on those writes (bench/RESULTS.md, "GC").
+# Nearly all of our garbage is freed by reference counting; cycles are rare and wait a little longer.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """For the serving process only (an app embedded elsewhere keeps its host's settings): the
+    objects made while starting (modules, the app) move to the permanent generation, never walked
+    again, and the young generation is collected every GC_YOUNG_THRESHOLD objects."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def serve(settings: Settings, sockets: list | None = None) -> int:
     """`sockets`: listen on these (already bound) instead of host:port, e.g. one SO_REUSEPORT socket
     per process when several hub processes share a port (bench/multihub.py)."""
@@ -82,6 +101,7 @@ def serve(settings: Settings, sockets: list | None = None) -> int:
         server_header=False,
     )
     server = GracefulServer(config, app.state.drain)
+    tune_gc()
     log.info("writer hub on http://%s:%s (store: %s)", settings.host, settings.port, settings.store)
     server.run(sockets=sockets)
     return 0
