@@ -147,6 +147,9 @@ def _well_formed_event(raw: Any) -> Event | None:
     if type(raw) is not dict:
         return None
     event_id, timestamp = raw.get("id"), raw.get("timestamp")
+    if type(timestamp) is float and timestamp.is_integer():
+        # What @microsoft/signalr-protocol-msgpack sends: integers above 2**53 as float64.
+        timestamp = int(timestamp)
     if type(event_id) is not str or not event_id or type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
         return None
     value, tags = raw.get("value", _MISSING), raw.get("tags", _MISSING)

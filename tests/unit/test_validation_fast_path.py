@@ -43,3 +43,12 @@ def test_the_usual_event_takes_the_fast_path_and_errors_still_name_the_field():
         assert str(exc) == "events[1].timestamp: expected an integer of nanoseconds"
     else:
         raise AssertionError("a fractional timestamp was accepted")
+
+
+def test_a_javascript_messagepack_timestamp_takes_the_fast_path():
+    # @microsoft/signalr-protocol-msgpack sends integers above 2**53 as float64 (../shared/vectors)
+    raw = {"id": "Speed", "timestamp": 1.618133869e18, "value": "212"}
+    fast = _well_formed_event(raw)
+    assert fast is not None and fast == parse_event(raw, "events[0]")
+    assert type(fast.timestamp) is int and fast.timestamp == 1_618_133_869_000_000_000
+    assert _well_formed_event({**raw, "timestamp": 2.0**63}) is None  # one past int64: parse_event says why
