@@ -250,7 +250,7 @@ class UploadConnection:
             self.item = wire.client_frame(orjson_dumps({"type": 2, "invocationId": "0", "item": batch}) + wire.RS)
             self.end = wire.client_frame(b'{"type":3,"invocationId":"0"}\x1e')
         else:
-            body = msgpack_packb([2, {}, "0", batch])
+            body = wire.packb_as_javascript([2, {}, "0", batch])
             self.item = wire.client_frame(wire._varint(len(body)) + body, wire.BINARY)
             end = msgpack_packb([3, {}, "0", 2])
             self.end = wire.client_frame(wire._varint(len(end)) + end, wire.BINARY)

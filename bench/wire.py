@@ -14,6 +14,7 @@ import base64
 import os
 import struct
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import msgpack
 import orjson
@@ -200,6 +201,26 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
+
+
+def as_javascript_numbers(value: Any) -> Any:
+    """`value` with every integer beyond JavaScript's safe range as a float: what
+    @microsoft/signalr-protocol-msgpack sends for them (float64; ../shared/vectors has such
+    timestamps), so MessagePack loads carry what the real client's do."""
+    if type(value) is int and not -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
+        return float(value)
+    if isinstance(value, list):
+        return [as_javascript_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_javascript_numbers(v) for k, v in value.items()}
+    return value
+
+
+def packb_as_javascript(value: Any) -> bytes:
+    return msgpack.packb(as_javascript_numbers(value), use_bin_type=True)
+
+
 class InvocationEncoder:
     """SendEventData invocation frames whose only varying part is the invocation id."""
 
@@ -212,7 +233,7 @@ class InvocationEncoder:
         else:
             # [1, {}, id, target, args]: everything after the id is fixed.
             self._prefix = b"\x95\x01\x80"
-            self._suffix = msgpack.packb(target) + msgpack.packb(arguments, use_bin_type=True)
+            self._suffix = msgpack.packb(target) + packb_as_javascript(arguments)
 
     def frame(self, invocation_id: int) -> bytes:
         iid = str(invocation_id).encode()
