@@ -196,7 +196,7 @@ class HubConnection:
             await self._send_raw(handshake_response(str(exc)))
             await self._terminate()
             return b""
-        self._reader = self.protocol.reader(self.options.max_message_size)
+        self._reader = self.protocol.reader(self.options.max_message_size, self.dispatcher.binders(self.protocol.name))
         if request.version >= 2 and self.allow_stateful:
             self.pipe = StatefulPipe(self.protocol, self.transport, self.options.stateful_buffer_size)
         self.state = State.CONNECTED
@@ -381,7 +381,7 @@ class HubConnection:
         assert self.pipe is not None and self.protocol is not None
         previous, self.transport = self.transport, transport
         # A record cut short on the old socket is re-sent whole by the client: start a fresh parser.
-        self._reader = self.protocol.reader(self.options.max_message_size)
+        self._reader = self.protocol.reader(self.options.max_message_size, self.dispatcher.binders(self.protocol.name))
         self.last_received = time.monotonic()
         if previous is not transport:
             self.pipe.detach(previous)

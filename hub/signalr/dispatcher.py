@@ -24,7 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from .groups import HubClients
-from .hub import Deferred, Hub, HubError, HubMethod
+from .hub import ArgumentBinder, Deferred, Hub, HubError, HubMethod
 from .messages import CancelInvocation, Completion, Invocation, StreamInvocation, StreamItem
 
 if TYPE_CHECKING:
@@ -116,8 +116,18 @@ class HubDispatcher:
     def __init__(self, hub: Hub):
         self.hub = hub
         self.methods = hub.methods()
+        self._binders: dict[str, dict[str, ArgumentBinder]] = {}  # protocol name -> target -> binder
         self.clients = HubClients()  # the connections past their handshake, and their groups
         hub.clients = self.clients
+
+    def binders(self, protocol: str) -> dict[str, ArgumentBinder]:
+        """The methods' argument binders for `protocol`, by lower-cased target (hub.py)."""
+        found = self._binders.get(protocol)
+        if found is None:
+            found = self._binders[protocol] = {
+                key: method.binders[protocol] for key, method in self.methods.items() if protocol in method.binders
+            }
+        return found
 
     # --- connections coming and going (called by HubConnection) ----------------------------------
 

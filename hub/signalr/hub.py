@@ -6,7 +6,11 @@ A hub method is `async def name(self, call: CallContext, *args)`. It may:
   Completion when the awaitable resolves. This is how a hub keeps the order in which invocations are
   *applied* (the method body runs in arrival order) while letting their Completions be pipelined;
 - be an async generator (a server-to-client stream, invoked with StreamInvocation);
-- take `AsyncIterator` parameters (client-to-server streams), named in `@hub_method(streams=...)`.
+- take `AsyncIterator` parameters (client-to-server streams), named in `@hub_method(streams=...)`;
+- bind its arguments at decode time for a protocol (`@hub_method(binders={"messagepack": bind})`,
+  ASP.NET's IInvocationBinder): `bind(raw)` gets the encoded arguments array of an Invocation and
+  returns the argument list, or None to have them decoded the usual way. A hub uses it to decode
+  straight into its own types; whatever it returns must be what the method would have accepted.
 
 Server to client: `self.clients` (groups.py) calls client methods on one connection or a group.
 """
@@ -14,6 +18,7 @@ Server to client: `self.clients` (groups.py) calls client methods on one connect
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
 
@@ -45,6 +50,10 @@ class CallContext:
     items: dict[str, Any] = field(default_factory=dict)
 
 
+#: Encoded arguments array (one protocol's bytes) -> the argument list, or None: decode as usual.
+ArgumentBinder = Callable[[bytes], "list[Any] | None"]
+
+
 @dataclass(slots=True, frozen=True)
 class HubMethod:
     name: str
@@ -52,14 +61,17 @@ class HubMethod:
     arity: int  # parameters a client passes in `arguments` (streams excluded)
     stream_params: int  # client-to-server stream parameters (they come last)
     is_stream: bool  # an async generator: server-to-client stream
+    binders: Mapping[str, ArgumentBinder] = field(default_factory=dict)  # by protocol name
 
 
-def hub_method(name: str | None = None, *, streams: int = 0) -> Callable[[Callable], Callable]:
+def hub_method(
+    name: str | None = None, *, streams: int = 0, binders: Mapping[str, ArgumentBinder] | None = None
+) -> Callable[[Callable], Callable]:
     """Expose a method under `name` (default: the function name). `streams` = how many trailing
-    parameters are client-to-server streams."""
+    parameters are client-to-server streams; `binders`: see the module docstring."""
 
     def mark(func: Callable) -> Callable:
-        func.__hub_method__ = (name or func.__name__, streams)  # type: ignore[attr-defined]
+        func.__hub_method__ = (name or func.__name__, streams, dict(binders or {}))  # type: ignore[attr-defined]
         return func
 
     return mark
@@ -87,7 +99,7 @@ class Hub:
             marked = getattr(func, "__hub_method__", None)
             if marked is None:
                 continue
-            name, streams = marked
+            name, streams, binders = marked
             params = list(inspect.signature(func).parameters.values())[1:]  # drop CallContext
             table[name.lower()] = HubMethod(
                 name=name,
@@ -95,5 +107,6 @@ class Hub:
                 arity=len(params) - streams,
                 stream_params=streams,
                 is_stream=inspect.isasyncgenfunction(func),
+                binders=binders,
             )
         return table

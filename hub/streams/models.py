@@ -7,20 +7,24 @@ these lives in validation.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
 StreamStatus = Literal["open", "closed"]
 
 
-class Event(msgspec.Struct, frozen=True, gc=False):
+class Event(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """One event. gc=False: the garbage collector never walks events (they hold only strings and
     ints), so a store holding millions of them does not make each full collection pause the loop
-    for longer (bench/RESULTS.md, latency)."""
+    for longer (bench/RESULTS.md, "Second round").
 
-    id: str
-    timestamp: int  # nanoseconds since the Unix epoch, int64
+    The constraints in the annotations (and forbid_unknown_fields) hold only where an event is
+    decoded straight from the wire (validation.py, messagepack_names_and_events); building one
+    checks nothing: validation.py is what makes events from client data."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    timestamp: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # nanoseconds since the Unix epoch
     value: str | None = None
     tags: dict[str, str] = msgspec.field(default_factory=dict)
 

@@ -21,7 +21,7 @@ from ..signalr.hub import CallContext, Deferred, Hub, HubError, hub_method
 from ..streams.feed import FellBehind
 from ..streams.service import IngestionService
 from ..streams.store.base import StoreUnavailable
-from ..streams.validation import ValidationError
+from ..streams.validation import ValidationError, messagepack_names_and_events
 
 
 class WriterHub(Hub):
@@ -59,7 +59,9 @@ class WriterHub(Hub):
         self._spend(call, topic)
         return Deferred(self.service.close_stream(topic, stream_id), void=True)
 
-    @hub_method("SendEventData")
+    # MessagePack arguments are decoded straight into validated events (ASP.NET's argument binding);
+    # anything unusual is decoded and validated the usual way.
+    @hub_method("SendEventData", binders={"messagepack": messagepack_names_and_events})
     async def send_event_data(self, call: CallContext, topic: Any, stream_id: Any, events: Any) -> Deferred:
         self._spend(call, topic)
         return Deferred(self.service.send_events(topic, stream_id, events), void=True)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
 
 from ..messages import HubMessage
+
+if TYPE_CHECKING:
+    from ..hub import ArgumentBinder
 
 
 class TransferFormat(str, enum.Enum):
@@ -47,8 +51,9 @@ class HubProtocol(ABC):
     max_version: ClassVar[int] = 2
 
     @abstractmethod
-    def reader(self, max_message_size: int) -> MessageReader:
-        """A fresh parser for one connection."""
+    def reader(self, max_message_size: int, binders: Mapping[str, ArgumentBinder] | None = None) -> MessageReader:
+        """A fresh parser for one connection. `binders`: by lower-cased target, the hub's argument
+        binders for this protocol (hub.py); a protocol may use them or ignore them."""
 
     @abstractmethod
     def encode(self, message: HubMessage) -> bytes | str:

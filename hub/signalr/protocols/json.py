@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..messages import (
     ACK,
@@ -35,6 +35,9 @@ from ..messages import (
     StreamItem,
 )
 from .base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
+
+if TYPE_CHECKING:
+    from ..hub import ArgumentBinder
 
 try:
     import orjson
@@ -409,8 +412,8 @@ class JsonHubProtocol(HubProtocol):
     def __init__(self, library: StdlibJson = FASTEST_JSON):
         self.library = library
 
-    def reader(self, max_message_size: int) -> JsonMessageReader:
-        return JsonMessageReader(max_message_size, self.library)
+    def reader(self, max_message_size: int, binders: Mapping[str, ArgumentBinder] | None = None) -> JsonMessageReader:
+        return JsonMessageReader(max_message_size, self.library)  # JSON binds nothing (yet)
 
     def encode(self, message: HubMessage) -> str:
         if message.type == PING:

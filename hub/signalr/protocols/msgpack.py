@@ -7,10 +7,11 @@ see protocol-notes/hub-protocols.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgpack
+import msgspec
 
 try:  # the fast path for reading; msgpack stays the reference (and has the last word on errors)
     import ormsgpack
@@ -39,6 +40,9 @@ from ..messages import (
     StreamItem,
 )
 from .base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
+
+if TYPE_CHECKING:
+    from ..hub import ArgumentBinder
 
 ERROR_RESULT = 1
 VOID_RESULT = 2
@@ -261,9 +265,37 @@ def message_from_msgpack(value: Any) -> HubMessage | None:
     return read(value) if read is not None else None
 
 
+# The usual Invocation, [1, {}, id|nil, target, [args]] (+ [] or nil streams), its arguments kept as
+# their bytes for a hub's binder. Anything else fails to decode here and is read the usual way.
+_BOUND_5 = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, msgspec.Raw])
+_BOUND_6 = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, msgspec.Raw, list[str] | None])
+_BOUND_DECODERS = {0x95: _BOUND_5, 0x96: _BOUND_6}  # fixarray of 5 / 6
+
+
+def _bound_invocation(body: bytes | bytearray | memoryview, binders: Mapping[str, ArgumentBinder]) -> Invocation | None:
+    """The Invocation in `body` with its arguments decoded by the hub's binder for its target; None
+    when the record is not the usual Invocation of a bound target, or the binder declines."""
+    decoder = _BOUND_DECODERS.get(body[0]) if len(body) > 1 and body[1] == INVOCATION else None
+    if decoder is None:
+        return None
+    try:
+        fields = decoder.decode(body)
+    except Exception:  # noqa: BLE001 - not the usual Invocation (bad UTF-8, other types, ...): read as usual
+        return None
+    headers, invocation_id, target, raw_arguments = fields[1], fields[2], fields[3], fields[4]
+    if headers or (len(fields) == 6 and fields[5]):
+        return None
+    bind = binders.get(target.lower())
+    arguments = bind(bytes(raw_arguments)) if bind is not None else None
+    if arguments is None:
+        return None
+    return Invocation(target, arguments, invocation_id or None, [], headers)
+
+
 class MessagePackMessageReader(MessageReader):
-    def __init__(self, max_message_size: int):
+    def __init__(self, max_message_size: int, binders: Mapping[str, ArgumentBinder] | None = None):
         self._max = max_message_size
+        self._binders = binders or None
         self._buffer = bytearray()  # the start of an unfinished record
 
     def feed(self, data: bytes | str) -> list[HubMessage]:
@@ -277,13 +309,17 @@ class MessagePackMessageReader(MessageReader):
         messages: list[HubMessage] = []
         pos = 0
         end = len(buffer)
+        binders = self._binders
         while pos < end and (prefix := read_length_prefix(buffer, pos)) is not None:
             length, body = prefix
             if length > self._max:  # before waiting for (and buffering) the body
                 raise MessageTooLarge(self._max)
             if len(buffer) - body < length:
                 break
-            message = message_from_msgpack(_unpack(buffer[body : body + length]))
+            record = buffer[body : body + length]
+            message = _bound_invocation(record, binders) if binders else None
+            if message is None:
+                message = message_from_msgpack(_unpack(record))
             if message is not None:
                 messages.append(message)
             pos = body + length
@@ -339,8 +375,8 @@ class MessagePackHubProtocol(HubProtocol):
     name = "messagepack"
     transfer_format = TransferFormat.BINARY
 
-    def reader(self, max_message_size: int) -> MessagePackMessageReader:
-        return MessagePackMessageReader(max_message_size)
+    def reader(self, max_message_size: int, binders: Mapping[str, ArgumentBinder] | None = None) -> MessagePackMessageReader:
+        return MessagePackMessageReader(max_message_size, binders)
 
     def encode(self, message: HubMessage) -> bytes:
         if message.type == PING:
