@@ -95,6 +95,33 @@ async def test_a_failed_commit_fails_the_whole_transaction(store: SqliteStore, m
     assert all(isinstance(r, StoreUnavailable) for r in results)
     assert await store.get_stream(T, S) is None  # rolled back: nothing acknowledged, nothing stored
     assert await store.append_events(T, S, [Event("later", 1)]) == 1
+    # the stream the rolled-back batch had created is made again, not taken from memory
+    assert (await store.get_stream(T, S)).events == 1  # type: ignore[union-attr]
+    assert [e.id for e in (await store.read_events(T, S)).items] == ["later"]
+
+
+async def test_a_failed_first_write_to_a_stream_leaves_no_stream_behind(store: SqliteStore) -> None:
+    with pytest.raises(UnicodeEncodeError):
+        await store.append_events(T, "new", [Event("\ud800", 1)])  # creates the stream, then fails
+    assert await store.get_stream(T, "new") is None
+    assert await store.append_events(T, "new", [Event("ok", 2)]) == 1
+    assert (await store.get_stream(T, "new")).events == 1  # type: ignore[union-attr]
+    assert [e.id for e in (await store.read_events(T, "new")).items] == ["ok"]
+
+
+async def test_a_write_after_close_stream_reopens_it_and_says_so(store: SqliteStore) -> None:
+    await store.append_events(T, S, [Event("a", 1)])
+    await store.close_stream(T, S)
+    subscription = store.changes.subscribe()
+    try:
+        await store.append_events(T, S, [Event("b", 2)])
+        assert (await store.get_stream(T, S)).status == "open"  # type: ignore[union-attr]
+        first = await asyncio.wait_for(subscription.__anext__(), 5)
+        second = await asyncio.wait_for(subscription.__anext__(), 5)
+        assert (first.kind, first.info.status) == ("stream", "open")  # type: ignore[union-attr]  # reopened, said first
+        assert (second.kind, [e.id for e in second.events]) == ("events", ["b"])
+    finally:
+        subscription.close()
 
 
 async def test_writes_fail_after_close(tmp_path: Path) -> None:
