@@ -65,7 +65,7 @@ def _tokens(settings: Settings) -> list[str]:
 # Python's cyclic collector runs a young-generation pass every 700 new container objects. A write of
 # 100 events or an NDJSON request of 1,000 decodes that many dicts, alive until the write is
 # validated, so each pass examined them and promoted them towards the old generation, whose full
-# passes then came more often: a quarter of the hub's CPU on those writes (bench/RESULTS.md, "GC").
+# passes then came more often: a quarter of the hub's CPU on those writes (bench/RESULTS.md, "Second round").
 # Nearly all of our garbage is freed by reference counting; cycles are rare and wait a little longer.
 GC_YOUNG_THRESHOLD = 20_000
 
