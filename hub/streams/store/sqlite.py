@@ -195,9 +195,10 @@ class SqliteStore(StreamStore):
         self.changes = ChangeFeed()
         self._trimmer: asyncio.Task[None] | None = None
         self._touched: set[int] = set()  # stream keys written since the last count-retention pass (writer thread)
-        # Streams a committed data write left open, by (topic, stream id) -> key (writer thread): a
-        # data write to one of them needs no SELECT first. Dropped when a stream is closed, and
-        # cleared whenever a write or a batch is rolled back (it may have created the stream).
+        # Streams a data write left open, by (topic, stream id) -> key (writer thread): a data write
+        # to one of them needs no SELECT first. Filled as writes are applied, before their commit, so
+        # cleared whenever a write or a batch is rolled back (it may have created the stream); an
+        # entry is dropped when its stream is closed.
         self._open_keys: dict[tuple[str, str], int] = {}
         self._last_arrival_mark = 0.0  # writer thread
 
