@@ -7,7 +7,9 @@ Two ASGI middlewares, outermost first (see `middleware`):
   browser app must read exposed.
 - `WebSocketOriginCheck`: browsers do not apply CORS to WebSockets, so an upgrade from a page of a
   foreign origin is refused here with 403. Requests without Origin (Node, Python, devices) and from
-  the hub's own origin pass.
+  the hub's own origin pass, and so do upgrades carrying `Authorization: Bearer …`: a browser page
+  cannot set that header on a WebSocket, so such a request is not a page's (some device clients
+  always send an Origin). The token itself is checked by the endpoint, as for any upgrade.
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ class WebSocketOriginCheck:
         if scope["type"] == "websocket":
             headers = Headers(scope=scope)
             origin = headers.get("origin")
-            if origin is not None and not self.allows(origin, scope["scheme"], headers.get("host", "")):
+            if (
+                origin is not None
+                and not _bearer(headers.get("authorization"))
+                and not self.allows(origin, scope["scheme"], headers.get("host", ""))
+            ):
                 await _refuse(WebSocket(scope, receive, send), origin)
                 return
         await self.app(scope, receive, send)
@@ -77,6 +83,14 @@ class WebSocketOriginCheck:
         origin = origin.lower()
         own = f"{'https' if scheme == 'wss' else 'http'}://{host.lower()}"
         return self.any_origin or origin == own or origin in self.allowed
+
+
+def _bearer(header: str | None) -> bool:
+    """`Bearer <something>`: what the endpoint authenticates first (hub/auth.py `request_token`)."""
+    if not header:
+        return False
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
 
 
 async def _refuse(ws: WebSocket, origin: str) -> None:

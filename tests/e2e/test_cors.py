@@ -3,6 +3,8 @@ the origin echoed with credentials, exposed headers, and WebSocket upgrades chec
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from websockets.asyncio.client import connect
@@ -85,11 +87,13 @@ def test_responses_echo_the_origin_and_expose_what_apps_read(hub):
     [(None, True), (APP, True), ("https://other.example", True), ("own", True), (EVIL, False), ("null", False)],
 )
 async def test_websocket_upgrade_is_checked_by_origin(hub, origin, allowed):
+    """As a browser page opens it: the token in the query (a page cannot set headers on a WebSocket)."""
     if origin == "own":
         origin = hub.url
-    headers = dict(hub.auth_headers)
+    url = f"{hub.ws_url}?access_token={hub.token}"
+
     async def open_socket():
-        async with connect(hub.ws_url, additional_headers=headers, origin=origin, open_timeout=5):
+        async with connect(url, origin=origin, open_timeout=5):
             pass
 
     if allowed:
@@ -102,9 +106,32 @@ async def test_websocket_upgrade_is_checked_by_origin(hub, origin, allowed):
 
 
 async def test_without_cors_origins_a_foreign_page_cannot_open_a_websocket(shared_hub):
+    url = f"{shared_hub.ws_url}?access_token={shared_hub.token}"
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(shared_hub.ws_url, additional_headers=shared_hub.auth_headers, origin=APP, open_timeout=5):
+        async with connect(url, origin=APP, open_timeout=5):
             pass
     assert refused.value.response.status_code == 403
-    async with connect(shared_hub.ws_url, additional_headers=shared_hub.auth_headers, origin=shared_hub.url, open_timeout=5):
+    async with connect(url, origin=shared_hub.url, open_timeout=5):
         pass
+
+
+@pytest.mark.parametrize("origin", [EVIL, "null", APP])
+async def test_an_upgrade_with_a_bearer_header_is_not_a_page_and_any_origin_is_accepted(shared_hub, origin):
+    """Devices that always send an Origin, authenticated by the Authorization header that no browser
+    page can set on a WebSocket: accepted, and the connection works."""
+    async with connect(shared_hub.ws_url, additional_headers=shared_hub.auth_headers, origin=origin, open_timeout=5) as ws:
+        await ws.send('{"protocol":"json","version":1}\x1e')
+        assert await asyncio.wait_for(ws.recv(), 5) == "{}\x1e"
+
+
+@pytest.mark.parametrize("header", ["Bearer wrong-token", "Basic dXNlcjpwYXNz", "Bearer "])
+async def test_a_foreign_origin_with_a_header_that_is_not_a_valid_bearer_token_is_still_refused(shared_hub, header):
+    """Only a valid bearer header lifts the Origin check; anything else is refused (401 for a wrong
+    token, 403 when the header is not a bearer token and the query token is a page's)."""
+    url = f"{shared_hub.ws_url}?access_token={shared_hub.token}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers={"Authorization": header}, origin=EVIL, open_timeout=5):
+            pass
+    assert refused.value.response.status_code in (401, 403)
+    if header.startswith("Bearer wrong"):
+        assert refused.value.response.status_code == 401
