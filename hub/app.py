@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 
 from . import cors
 from .auth import TokenAuth
-from .config import Settings
+from .config import Settings, default_max_connections
 from . import __version__
 from .http_api import errors as http_errors
 from .http_api.acks import Acknowledgements
@@ -41,7 +41,7 @@ from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
 from .ratelimit import RateLimiter
 from .signalr.connection import SignalROptions
-from .signalr.endpoint import HubEndpoint
+from .signalr.endpoint import ConnectionSlots, HubEndpoint
 from .streams.service import IngestionService
 from .streams.store import open_store
 from .writer.hub import WriterHub
@@ -63,10 +63,15 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
         shutdown_timeout=settings.shutdown_timeout,
         poll_timeout=settings.poll_timeout,
         max_send_queue=settings.max_send_queue,
+        max_send_queue_bytes=settings.max_send_queue_bytes,
+        max_streams=settings.max_streams_per_connection,
+        max_invocations=settings.max_invocations_per_connection,
     )
+    slots = ConnectionSlots(settings.max_connections or default_max_connections())  # both hubs together
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
-    writer = HubEndpoint("/hub", WriterHub(service, limiter), options, auth, transports=tuple(settings.transports))
-    reader = HubEndpoint("/reader", ReaderHub(service), options, auth, transports=tuple(settings.transports))
+    transports = tuple(settings.transports)
+    writer = HubEndpoint("/hub", WriterHub(service, limiter), options, auth, transports=transports, slots=slots)
+    reader = HubEndpoint("/reader", ReaderHub(service), options, auth, transports=transports, slots=slots)
     acks = Acknowledgements()  # writes answered 202 (wait=false), watched until stored
     body = settings.max_body_size
     http_api = HttpApi(service, max_body_size=body, acks=acks)

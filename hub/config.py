@@ -31,6 +31,24 @@ class Settings:
     rate_limit: float | None = None  # requests per second per token and topic; None = off
     retention: str | None = None  # e.g. "7d", "100000" (count), "7d,100000"
     max_send_queue: int = 10_000
+    max_send_queue_bytes: int = 16 * 1024 * 1024
+    max_streams_per_connection: int = 100
+    max_invocations_per_connection: int = 100
+    max_connections: int | None = None  # None: default_max_connections() at start
+
+
+def default_max_connections() -> int:
+    """min(15,000, the soft open-files limit - 1,000): each connection holds a socket, and the
+    rest of the process (the store, HTTP requests, /health) keeps 1,000 descriptors."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        return 15_000
+    if soft == resource.RLIM_INFINITY:
+        return 15_000
+    return max(1, min(15_000, soft - 1_000))
 
 
 def _bool(text: str) -> bool:
@@ -82,7 +100,11 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("poll-timeout", _positive(float), "seconds a long poll waits for data before answering with none"),
     ("rate-limit", _positive(float), "requests per second per token and topic (off by default)"),
     ("retention", _retention, "keep data by age and/or count per stream, e.g. 7d, 100000, 7d,100000"),
-    ("max-send-queue", _positive(int), "messages waiting for one slow client before it is closed"),
+    ("max-send-queue", _positive(int), "messages waiting to be written to one client before it is closed as fallen behind"),
+    ("max-send-queue-bytes", _positive(int), "bytes waiting to be written to one client before it is closed as fallen behind"),
+    ("max-streams-per-connection", _positive(int), "stream invocations (uploads and downloads) open at once on one connection"),
+    ("max-invocations-per-connection", _positive(int), "invocations awaiting their Completion on one connection before it is not read"),
+    ("max-connections", _positive(int), "SignalR connections, both hubs together (default: min(15000, open-files limit - 1000))"),
 ]
 
 # Repeatable flags: (flag, dest, help); env HUB_<DEST> comma-separated.

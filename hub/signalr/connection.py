@@ -10,9 +10,16 @@ Stateful reconnect (handshake version 2 on a transport that allows it): sends go
 connection stays CONNECTED without one (`transport_lost`) until the client comes back (`resume`)
 or the endpoint gives up after the disconnect timeout (`gone`).
 
-Server-initiated messages (a hub calling client methods, groups.py) go through `post`, which never
-waits: they queue behind what is being written, at most `max_send_queue` of them; a client that lets
-more pile up is closed (`abort`) with a Close saying it fell behind. Completions keep using `send`.
+Everything sent waits in one bounded outbox (outbox.py): Completions and stream items (`send`),
+server-initiated messages (`post`, a hub calling client methods, groups.py), pings. A client that
+lets more than `max_send_queue` messages or `max_send_queue_bytes` pile up (it does not read) has
+fallen behind and is closed (`abort`) with a Close saying so; its streams end with it.
+
+Per-connection limits: at most `max_streams` stream invocations open at once (the next is refused
+with a Completion error, the connection stays open), and at most `max_invocations` invocations whose
+Completion is not queued yet: past that the connection stops reading its client until one completes
+(back-pressure through the transport; nothing is dropped, and the client timeout does not run while
+the server is the one not reading).
 """
 
 from __future__ import annotations
@@ -22,11 +29,10 @@ import contextlib
 import enum
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
-from .dispatcher import HubDispatcher, UploadStream
+from .dispatcher import HubDispatcher, UploadBudget, UploadStream
 from .hub import CallContext
 from .handshake import HandshakeError, HandshakeReader, handshake_response, select_protocol
 from .messages import (
@@ -45,7 +51,8 @@ from .messages import (
     HubMessage,
 )
 from .protocols import PROTOCOLS
-from .protocols.base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError
+from .protocols.base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
+from .outbox import Outbox, Queued
 from .stateful import DEFAULT_BUFFER_LIMIT, StatefulPipe
 from .transports.base import Transport
 
@@ -63,7 +70,15 @@ class SignalROptions:
     poll_timeout: float = 90.0  # how long a long poll waits for data before answering 200 empty
     stateful_reconnect: bool = True  # offered in negotiate to clients that ask (WebSockets only)
     stateful_buffer_size: int = DEFAULT_BUFFER_LIMIT  # unacknowledged bytes kept for a replay
-    max_send_queue: int = 10_000  # server-initiated messages (`post`) waiting for one client before it is closed
+    max_send_queue: int = 10_000  # messages waiting to be written to one client before it is closed as fallen behind
+    max_send_queue_bytes: int = 16 * 1024 * 1024  # the same, in encoded bytes
+    max_streams: int = 100  # stream invocations (uploads and downloads) open at once on one connection
+    max_invocations: int = 100  # invocations whose Completion is not queued yet, before reading stops
+
+
+#: How long a goodbye (the Close, then ending the transport) may wait for a client that does not read:
+#: Kestrel's grace before it aborts a response read too slowly (MinResponseDataRate) is 5 s too.
+GOODBYE_TIMEOUT = 5.0
 
 
 class Flag:
@@ -106,8 +121,12 @@ class HubConnection:
         dispatcher: HubDispatcher,
         options: SignalROptions,
         user: str | None = None,
+        log_id: str | None = None,
     ):
         self.connection_id = connection_id
+        # How logs name the connection: not a secret (under negotiate v0 the connection id is the
+        # connection token, which must never be logged).
+        self.log_id = log_id or connection_id
         self.transport = transport
         self.dispatcher = dispatcher
         self.options = options
@@ -123,12 +142,8 @@ class HubConnection:
         self._send_lock = asyncio.Lock()
         # What `send` queued, written by one flush on the next loop iteration: the Completions of
         # every frame read in one go leave in one frame (as ASP.NET's pipe does), not a write each.
-        self._outbox: list[str | bytes] = []
+        self._outbox = Outbox(options.max_send_queue, options.max_send_queue_bytes)
         self._flushing: asyncio.Task | None = None
-        # Server-initiated messages (`post`) on a stateful connection wait here for the pipe, in order.
-        self._posted: deque[tuple[HubMessage, str | bytes]] | None = None  # made by the first such post
-        self._posted_in_outbox = 0  # messages `post` put in the outbox since the last flush took it
-        self._posting: asyncio.Task | None = None
         self._goodbye: asyncio.Task | None = None  # `abort`'s Close, written after the frame in flight
         self.uploads: dict[str, UploadStream] = {}
         self.streams: dict[str, asyncio.Task] = {}
@@ -144,6 +159,11 @@ class HubConnection:
         self.allow_stateful = False
         self.pipe: StatefulPipe | None = None
         self._receive_lock = asyncio.Lock()  # frames are applied one at a time, even across a resume
+        self.open_streams = 0  # stream invocations running (the dispatcher counts them)
+        self._upload_budget: UploadBudget | None = None
+        self.pending = 0  # invocations whose Completion is not queued yet (deferred ones)
+        self._completed: asyncio.Event | None = None  # made when reading has to wait for `pending` to fall
+        self.stalled = False  # the server stopped reading this client (too many pending invocations)
 
     # --- incoming ------------------------------------------------------------------------------
 
@@ -172,7 +192,7 @@ class HubConnection:
         try:
             messages = self._reader.feed(data)
         except ProtocolError as exc:
-            log.info("connection %s: protocol error: %s", self.connection_id, exc)
+            log.info("connection %s: protocol error: %s", self.log_id, exc)
             # The size error is shown as is (its text is what users search for); others say why.
             text = str(exc) if isinstance(exc, MessageTooLarge) else f"Connection closed with an error. {exc}"
             await self.close(error=text)
@@ -183,7 +203,42 @@ class HubConnection:
                 return
             if pipe is not None and not pipe.should_process(message):
                 continue  # a duplicate, or anything before the client's Sequence after a resume
+            if message.type == INVOCATION and self.pending >= self.options.max_invocations:
+                await self._wait_for_completions()
+                if self.state is State.CLOSED:
+                    return
             await self._handle(message)
+
+    async def _wait_for_completions(self) -> None:
+        """Back-pressure: read nothing more until an invocation in flight completes. The client
+        timeout does not run meanwhile (the server is the one not reading)."""
+        self.stalled = True
+        try:
+            while self.pending >= self.options.max_invocations and self.state is not State.CLOSED:
+                if self._completed is None:
+                    self._completed = asyncio.Event()
+                self._completed.clear()
+                await self._completed.wait()
+        finally:
+            self.stalled = False
+            self.last_received = time.monotonic()
+
+    @property
+    def upload_budget(self) -> UploadBudget:
+        """Unread items of all this connection's upload streams (made by the first upload)."""
+        if self._upload_budget is None:
+            self._upload_budget = UploadBudget()
+        return self._upload_budget
+
+    def invocation_pending(self, task: asyncio.Task) -> None:
+        """The dispatcher deferred an invocation's Completion to `task`."""
+        self.pending += 1
+        task.add_done_callback(self._invocation_settled)
+
+    def _invocation_settled(self, _task: asyncio.Task) -> None:
+        self.pending -= 1
+        if self._completed is not None:
+            self._completed.set()
 
     async def _receive_handshake(self, data: bytes | str) -> bytes:
         try:
@@ -192,7 +247,7 @@ class HubConnection:
                 return b""
             self.protocol = select_protocol(request, PROTOCOLS, self.transport.transfer_formats)
         except HandshakeError as exc:
-            log.info("connection %s: handshake failed: %s", self.connection_id, exc)
+            log.info("connection %s: handshake failed: %s", self.log_id, exc)
             await self._send_raw(handshake_response(str(exc)))
             await self._terminate()
             return b""
@@ -200,8 +255,11 @@ class HubConnection:
         if request.version >= 2 and self.allow_stateful:
             self.pipe = StatefulPipe(self.protocol, self.transport, self.options.stateful_buffer_size)
         self.state = State.CONNECTED
-        # Its own frame: several clients broke on a handshake reply glued to the next message.
-        await self._send_raw(handshake_response())
+        # Its own frame: several clients broke on a handshake reply glued to the next message. In a
+        # binary frame once a binary protocol is chosen, as ASP.NET: a MessagePack client may read
+        # binary frames only.
+        reply = handshake_response()
+        await self._send_raw(reply.encode() if self.protocol.transfer_format is TransferFormat.BINARY else reply)
         self.dispatcher.connected(self)
         return self._handshake.remaining
 
@@ -234,9 +292,11 @@ class HubConnection:
     # --- outgoing ------------------------------------------------------------------------------
 
     async def send(self, message: HubMessage, *, backpressure: bool = False) -> None:
-        """`backpressure`: under stateful reconnect, wait while the replay buffer is full (for
-        producers that run beside the receive path, e.g. stream items; never on the receive path,
-        where the client's Ack that makes room arrives)."""
+        """Queue `message` for the client (outbox.py). `backpressure`: the caller can wait (a stream
+        producer, running beside the receive path): wait while the queue is over half full, and
+        under stateful reconnect while the replay buffer is full. Never from the receive path,
+        where the client's Ack that makes room arrives: there the bounded queue closes a client
+        that lets too much pile up."""
         if self.state is not State.CONNECTED:
             return
         assert self.protocol is not None
@@ -246,17 +306,30 @@ class HubConnection:
             # A hub result the protocol cannot carry: the caller gets an error, not a dead connection.
             if not isinstance(message, Completion) or message.error is not None:
                 raise
-            log.error("connection %s: cannot encode result of %s: %s", self.connection_id, message.invocation_id, exc)
+            log.error("connection %s: cannot encode result of %s: %s", self.log_id, message.invocation_id, exc)
             data = self.protocol.encode(
                 Completion.with_error(message.invocation_id, "An unexpected error occurred: the result could not be serialized.")
             )
-        if self.pipe is not None:
-            await self.pipe.send(message, data, wait=backpressure)
-            self.last_sent = time.monotonic()
-            return
-        self._outbox.append(data)
+        if backpressure and not self._outbox.has_room:
+            await self._outbox.wait_for_room()
+            if self.state is not State.CONNECTED:
+                return
+        self._queue(Queued(message, data, 1, backpressure))
+
+    def _queue(self, item: Queued) -> bool:
+        """Into the outbox, or, past its bounds, the client has fallen behind and is closed."""
+        pipe = self.pipe
+        # Under stateful reconnect, what was sent but not yet acknowledged is kept for a replay:
+        # it counts against the byte bound too (a client that reads but never acks).
+        if not self._outbox.fits(item.count, len(item.data)) or (
+            pipe is not None and pipe.buffered_bytes > self._outbox.max_bytes
+        ):
+            self.abort(_fell_behind(self.options))
+            return False
+        self._outbox.put(item)
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+        return True
 
     async def _flush_soon(self) -> None:
         try:
@@ -265,18 +338,29 @@ class HubConnection:
             self._flushing = None
 
     async def _flush(self) -> None:
-        """Write what `send` queued, in order, in as few frames as it takes."""
+        """Write what was queued, in order: without stateful reconnect in as few frames as it takes
+        (the Completions of every frame read in one go leave in one frame, as ASP.NET's pipe does);
+        with it, one numbered message at a time through the pipe."""
         while self._outbox and self.state is not State.CLOSED:
-            batch, self._outbox = self._outbox, []
-            self._posted_in_outbox = 0
-            await self._send_raw(batch[0] if len(batch) == 1 else batch[0][:0].join(batch))
+            batch = self._outbox.take()
+            try:
+                if self.pipe is None:
+                    first = batch[0].data
+                    await self._send_raw(first if len(batch) == 1 else first[:0].join(item.data for item in batch))
+                else:
+                    for item in batch:
+                        assert item.message is not None
+                        await self.pipe.send(item.message, item.data, wait=item.wait)
+                        self.last_sent = time.monotonic()
+            finally:
+                self._outbox.written(batch)
 
     async def _send_raw(self, data: str | bytes) -> None:
         async with self._send_lock:
             try:
                 await self.transport.send(data)
             except (ConnectionError, RuntimeError, OSError) as exc:
-                log.debug("connection %s: send failed: %s", self.connection_id, exc)
+                log.debug("connection %s: send failed: %s", self.log_id, exc)
                 self.state = State.CLOSED
                 return
             self.last_sent = time.monotonic()
@@ -289,9 +373,9 @@ class HubConnection:
     def post(self, message: HubMessage, data: str | bytes | None = None) -> bool:
         """Queue `message` (`data`: already encoded with this connection's protocol) without waiting,
         for server-to-client invocations (groups.py): a writer's fan-out must never wait for a
-        reader. At most `options.max_send_queue` messages wait to be written; a client that lets
-        more pile up has fallen behind and is closed with a Close saying so. False when the message
-        was not queued (not connected, or closed now)."""
+        reader. The outbox is bounded (`--max-send-queue`, `--max-send-queue-bytes`); a client that
+        lets more pile up has fallen behind and is closed with a Close saying so. False when the
+        message was not queued (not connected, or closed now)."""
         if data is None:
             if self.protocol is None:
                 return False
@@ -302,60 +386,44 @@ class HubConnection:
         self, messages: Sequence[HubMessage], encoded: Sequence[str | bytes], joined: str | bytes
     ) -> bool:
         """`post` for several messages at once (a fan-out's hot path: one call per connection per
-        batch): `encoded` holds each one's record, `joined` all of them in order. A batch finding
-        nothing queued is taken whatever its size (one write's worth: bounded by the writer's limits)."""
+        batch): `encoded` holds each one's record, `joined` all of them in order."""
         if self.state is not State.CONNECTED or self.protocol is None:
             return False
-        n = len(messages)
-        limit = self.options.max_send_queue
         if self.pipe is None:
-            if self._posted_in_outbox and self._posted_in_outbox + n > limit:
-                self.abort(_fell_behind(limit))
+            return self._queue(Queued(None, joined, len(messages), False))
+        # Stateful: each message on its own, numbered by the pipe and kept for a replay; they wait
+        # for the client's Acks when the replay buffer is full (and so fill the outbox).
+        for message, data in zip(messages, encoded):
+            if not self._queue(Queued(message, data, 1, True)):
                 return False
-            self._posted_in_outbox += n
-            self._outbox.append(joined)
-            if self._flushing is None:
-                self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
-            return True
-        # Stateful: through the pipe (numbered, kept for a replay), which may wait for the client's Acks.
-        if self._posted and len(self._posted) + n > limit:
-            self.abort(_fell_behind(limit))
-            return False
-        if self._posted is None:
-            self._posted = deque()
-        self._posted.extend(zip(messages, encoded))
-        if self._posting is None:
-            self._posting = asyncio.get_running_loop().create_task(self._post_to_pipe())
         return True
-
-    async def _post_to_pipe(self) -> None:
-        try:
-            while self._posted and self.pipe is not None and self.state is State.CONNECTED:
-                message, data = self._posted.popleft()
-                await self.pipe.send(message, data, wait=True)
-                self.last_sent = time.monotonic()
-        finally:
-            self._posting = None
 
     def abort(self, error: str) -> None:
         """Close now, without waiting: what is queued is dropped, the connection is gone at once (it
         leaves its groups, its streams stop), and a Close carrying `error` follows the frame being
-        written, if any (a client that does not read gets it when it reads again, or never)."""
+        written, if any. A client that does not read gets it when it reads again; the transport is
+        ended within GOODBYE_TIMEOUT whether or not it could be written."""
         if self.state is State.CLOSED or self.protocol is None:
             return
-        log.info("connection %s: closed: %s", self.connection_id, error)
+        log.info("connection %s: closed: %s", self.log_id, error)
         close = self.protocol.encode(Close(error=error))
         self._outbox.clear()
-        self._posted = None
-        self._posted_in_outbox = 0
         self.state = State.CLOSED  # from now on nothing is queued; the caller may be iterating a group
+        if self._flushing is not None:
+            self._flushing.cancel()  # it may be waiting for a client that does not read
         self._goodbye = asyncio.get_running_loop().create_task(self._say_goodbye(self.transport, close))
+
+    async def goodbye_written(self) -> None:
+        """Returns once `abort`'s Close is written or given up (bounded: GOODBYE_TIMEOUT, twice)."""
+        if self._goodbye is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._goodbye)
 
     async def _say_goodbye(self, transport: Transport, close: str | bytes) -> None:
         self.gone(True)
         async with self._send_lock:
-            with contextlib.suppress(ConnectionError, RuntimeError, OSError):
-                await transport.send(close)
+            with contextlib.suppress(ConnectionError, RuntimeError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(transport.send(close), GOODBYE_TIMEOUT)
         await transport.close()
 
     # --- stateful reconnect ---------------------------------------------------------------------
@@ -372,7 +440,7 @@ class HubConnection:
             return False
         if transport is self.transport:
             self.pipe.detach(transport)
-            log.info("connection %s: transport lost, kept for a stateful reconnect", self.connection_id)
+            log.info("connection %s: transport lost, kept for a stateful reconnect", self.log_id)
         return True
 
     async def resume(self, transport: Transport) -> None:
@@ -388,7 +456,7 @@ class HubConnection:
             await previous.close()
         await self.pipe.attach(transport)
         self.last_sent = time.monotonic()
-        log.info("connection %s: resumed (stateful reconnect)", self.connection_id)
+        log.info("connection %s: resumed (stateful reconnect)", self.log_id)
 
     async def send_ack(self) -> None:
         if self.pipe is not None and self.state is State.CONNECTED:
@@ -439,7 +507,13 @@ class HubConnection:
         if self.state is State.CLOSED and self.closed.is_set():
             return
         was_connected = self.state is State.CONNECTED or self.protocol is not None
-        await self._flush()  # what send() queued (a Close among it) goes out before the transport ends
+        # What was queued (a Close among it) goes out before the transport ends, unless the client
+        # does not read: then it is given up after GOODBYE_TIMEOUT.
+        try:
+            await asyncio.wait_for(self._flush(), GOODBYE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.info("connection %s: the client does not read; closing without its last messages", self.log_id)
+        self._outbox.clear()
         self.state = State.CLOSED
         await self.transport.close()
         self.gone(was_connected)
@@ -460,10 +534,11 @@ class HubConnection:
             self.dispatcher.disconnected(self)
 
 
-def _fell_behind(limit: int) -> str:
+def _fell_behind(options: SignalROptions) -> str:
     return (
-        f"Connection closed with an error. The client fell behind: more than {limit} messages were "
-        "waiting to be sent to it (--max-send-queue). Reconnect and subscribe again."
+        f"Connection closed with an error. The client fell behind: more than {options.max_send_queue} messages "
+        f"or {options.max_send_queue_bytes} bytes were waiting to be sent to it (--max-send-queue, "
+        "--max-send-queue-bytes). Reconnect and subscribe again."
     )
 
 
@@ -504,7 +579,9 @@ class KeepAlive:
                 if conn.state is State.HANDSHAKE and now - conn.created >= o.handshake_timeout:
                     asyncio.ensure_future(_fail_handshake(conn))
                 elif conn.state is State.CONNECTED and not conn.transport.inherent_keepalive:
-                    if conn.last_received is not None and now - conn.last_received >= o.client_timeout:
+                    if conn.stalled:
+                        pass  # the server is the one not reading: no client timeout
+                    elif conn.last_received is not None and now - conn.last_received >= o.client_timeout:
                         asyncio.ensure_future(
                             conn.close(error="Connection closed with an error. The client timed out: nothing "
                                        f"received for {o.client_timeout:g} s.")
@@ -516,7 +593,7 @@ class KeepAlive:
 async def _fail_handshake(conn: HubConnection) -> None:
     if conn.state is not State.HANDSHAKE:
         return
-    log.info("connection %s: handshake timed out", conn.connection_id)
+    log.info("connection %s: handshake timed out", conn.log_id)
     conn.state = State.CLOSED
     await conn._send_raw(handshake_response("Handshake was canceled."))
     await conn._terminate()

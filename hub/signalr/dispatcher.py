@@ -48,38 +48,73 @@ def _bad_arity(target: str, given: int, expected: int) -> str:
     )
 
 
+def _too_many_streams(limit: int) -> str:
+    return f"Too many streams on this connection (limit {limit})."
+
+
+def _count_stream(conn: "HubConnection", task: asyncio.Future) -> None:
+    """An open stream invocation, counted against --max-streams-per-connection until it ends."""
+    conn.open_streams += 1
+
+    def ended(_task: asyncio.Future) -> None:
+        conn.open_streams -= 1
+
+    task.add_done_callback(ended)
+
+
 def _unexpected(target: str, detail: str | None = None) -> str:
     text = f"An unexpected error occurred invoking '{target}' on the server."
     return text if detail is None else f"{text} HubException: {detail}"
 
 
+class UploadBudget:
+    """Unread upload items of one connection, all its streams together: at most `limit` (so 100
+    open streams do not hold 100 times one stream's buffer). Items are taken one at a time by the
+    receive loop, so `room` has at most one waiter."""
+
+    __slots__ = ("limit", "used", "room")
+
+    def __init__(self, limit: int = UPLOAD_QUEUE_SIZE):
+        self.limit = limit
+        self.used = 0
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def release(self, count: int) -> None:
+        if count:
+            self.used -= count
+            self.room.set()
+
+
 class UploadStream:
     """A client-to-server stream, as the AsyncIterator a hub method reads.
 
-    Bounded: `put` waits while `capacity` items are unread, which holds up the connection's receive
-    loop (back-pressure on the client through its transport). `close` (the method is done) drops
-    what is left and releases a waiting `put`."""
+    Bounded: `put` waits while `capacity` items of this stream, or the connection's `budget` of
+    items of all its streams, are unread, which holds up the connection's receive loop
+    (back-pressure on the client through its transport). `close` (the method is done) drops what is
+    left and releases a waiting `put`."""
 
-    __slots__ = ("stream_id", "_items", "_capacity", "_ended", "_error", "_closed", "_readable", "_room")
+    __slots__ = ("stream_id", "_items", "_capacity", "_budget", "_ended", "_error", "_closed", "_readable")
 
-    def __init__(self, stream_id: str, capacity: int = UPLOAD_QUEUE_SIZE):
+    def __init__(self, stream_id: str, capacity: int = UPLOAD_QUEUE_SIZE, budget: UploadBudget | None = None):
         self.stream_id = stream_id
         self._items: deque[Any] = deque()
         self._capacity = capacity
+        self._budget = budget if budget is not None else UploadBudget(capacity)
         self._ended = False
         self._error: str | None = None
         self._closed = False
         self._readable = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
 
     async def put(self, item: Any) -> None:
-        while len(self._items) >= self._capacity and not self._closed:
-            self._room.clear()
-            await self._room.wait()
+        budget = self._budget
+        while (len(self._items) >= self._capacity or budget.used >= budget.limit) and not self._closed:
+            budget.room.clear()
+            await budget.room.wait()
         if self._closed or self._ended:
             return
         self._items.append(item)
+        budget.used += 1
         self._readable.set()
 
     def finish(self, error: str | None = None) -> None:
@@ -90,8 +125,9 @@ class UploadStream:
 
     def close(self) -> None:
         self._closed = True
+        self._budget.release(len(self._items))
         self._items.clear()
-        self._room.set()
+        self._budget.room.set()
         self._readable.set()
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -106,7 +142,7 @@ class UploadStream:
             self._readable.clear()
             await self._readable.wait()
         item = self._items.popleft()
-        self._room.set()
+        self._budget.release(1)
         return item
 
 
@@ -151,6 +187,9 @@ class HubDispatcher:
             return
         assert method is not None
         if msg.stream_ids:
+            if conn.open_streams >= conn.options.max_streams:
+                await self._complete_error(conn, msg.invocation_id, msg.target, _too_many_streams(conn.options.max_streams))
+                return
             uploads = self._open_uploads(conn, msg.stream_ids)
             if isinstance(uploads, str):
                 await self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads))
@@ -160,6 +199,7 @@ class HubDispatcher:
                 self._run_with_uploads(conn, method, msg.target, msg.invocation_id, msg.arguments, uploads)
             )
             conn.track(task, cancel_on_close=True)
+            _count_stream(conn, task)
             return
         await self._run(conn, method, msg.target, msg.invocation_id, msg.arguments)
 
@@ -168,6 +208,8 @@ class HubDispatcher:
         error = self._check(msg.target, method, msg.arguments, msg.stream_ids, streaming=True)
         if error is None and msg.invocation_id in conn.streams:
             error = f"Invocation ID '{msg.invocation_id}' is already in use."
+        if error is None and conn.open_streams >= conn.options.max_streams:
+            error = _too_many_streams(conn.options.max_streams)
         if error is not None:
             await self._complete_error(conn, msg.invocation_id, msg.target, error)
             return
@@ -178,6 +220,7 @@ class HubDispatcher:
             return
         task = asyncio.ensure_future(self._stream(conn, method, msg, uploads))
         conn.track(task, msg.invocation_id)
+        _count_stream(conn, task)
 
     async def stream_item(self, conn: "HubConnection", msg: StreamItem) -> None:
         upload = conn.uploads.get(msg.invocation_id)
@@ -225,7 +268,7 @@ class HubDispatcher:
         if len(set(stream_ids)) != len(stream_ids) or any(sid in conn.uploads for sid in stream_ids):
             taken = next(sid for i, sid in enumerate(stream_ids) if sid in conn.uploads or sid in stream_ids[:i])
             return f"Stream ID '{taken}' is already in use."
-        uploads = [UploadStream(sid) for sid in stream_ids]
+        uploads = [UploadStream(sid, budget=conn.upload_budget) for sid in stream_ids]
         for upload in uploads:
             conn.uploads[upload.stream_id] = upload
         return uploads
@@ -276,7 +319,9 @@ class HubDispatcher:
         if isinstance(result, Deferred):
             finish = self._finish(conn, target, invocation_id, result)
             if defer and not _settled(result.awaitable):
-                conn.track(asyncio.ensure_future(finish))
+                task = asyncio.ensure_future(finish)
+                conn.track(task)
+                conn.invocation_pending(task)  # counted against --max-invocations-per-connection
             else:
                 await finish
             return

@@ -33,7 +33,34 @@ log = logging.getLogger("hub.signalr")
 Authenticator = Callable[[HTTPConnection], "str | None"]
 
 SHUTTING_DOWN = {"error": "The server is shutting down: connect again in a moment."}
+NOT_YOURS = {"error": "Forbidden: this connection was negotiated by another user."}
 UNAUTHORIZED = {"error": "Unauthorized: a valid token is required (Authorization: Bearer <token> or ?access_token=<token>)."}
+
+
+class ConnectionSlots:
+    """--max-connections: SignalR connections of every hub together. A slot is taken at negotiate
+    (or at the upgrade of a WebSocket that skipped negotiate) and given back when the connection is
+    forgotten. At the bound new connections are refused with 503 and Retry-After; open connections,
+    /health and the HTTP API are not affected."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    def give_back(self) -> None:
+        self.used -= 1
+
+
+def _too_many(slots: ConnectionSlots) -> dict:
+    return {"error": f"The server has reached its limit of {slots.limit} connections (--max-connections); retry later."}
 
 
 @dataclass(slots=True)
@@ -41,6 +68,8 @@ class NegotiatedConnection:
     connection_id: str
     token: str
     user: str | None
+    # How logs name it: never the token (under negotiate v0 the connection id is the token).
+    log_id: str = ""
     created: float = field(default_factory=time.monotonic)
     transport: str | None = None
     hub_connection: HubConnection | None = None
@@ -68,14 +97,19 @@ class ConnectionRegistry:
     v1, the connectionId under v0). A negotiated connection with no transport attached within
     `disconnect_timeout` is dropped."""
 
-    def __init__(self, disconnect_timeout: float):
+    def __init__(self, disconnect_timeout: float, slots: ConnectionSlots | None = None):
         self.disconnect_timeout = disconnect_timeout
         self.by_token: dict[str, NegotiatedConnection] = {}
+        self.slots = slots if slots is not None else ConnectionSlots(2**31)
 
-    def create(self, user: str | None, version: int) -> NegotiatedConnection:
+    def create(self, user: str | None, version: int) -> NegotiatedConnection | None:
+        """A new connection, holding a slot until it is removed; None when no slot is free."""
+        if not self.slots.take():
+            return None
         connection_id = secrets.token_urlsafe(16)
         token = secrets.token_urlsafe(16) if version >= 1 else connection_id
-        record = NegotiatedConnection(connection_id, token, user)
+        log_id = connection_id if version >= 1 else "v0-" + secrets.token_hex(6)
+        record = NegotiatedConnection(connection_id, token, user, log_id)
         self.by_token[token] = record
         return record
 
@@ -83,13 +117,14 @@ class ConnectionRegistry:
         return self.by_token.get(token)
 
     def remove(self, token: str) -> None:
-        self.by_token.pop(token, None)
+        if self.by_token.pop(token, None) is not None:
+            self.slots.give_back()
 
     def expire(self, now: float) -> list[NegotiatedConnection]:
         """Remove and return the connections idle (no transport request) for the disconnect timeout."""
         stale = [r for r in self.by_token.values() if r.idle_since is not None and now - r.idle_since >= self.disconnect_timeout]
         for record in stale:
-            del self.by_token[record.token]
+            self.remove(record.token)
         return stale
 
 
@@ -102,6 +137,7 @@ class HubEndpoint:
         authenticate: Authenticator,
         *,
         transports: tuple[str, ...] = ("WebSockets",),
+        slots: ConnectionSlots | None = None,
     ):
         self.path = path.rstrip("/")
         self.options = options
@@ -109,7 +145,7 @@ class HubEndpoint:
         # Offered in negotiate: what the operator allows and this endpoint implements.
         self.transports = tuple(t for t in IMPLEMENTED_TRANSPORTS if t in transports)
         self.dispatcher = HubDispatcher(hub)
-        self.registry = ConnectionRegistry(options.disconnect_timeout)
+        self.registry = ConnectionRegistry(options.disconnect_timeout, slots)
         self.keepalive = KeepAlive(options)
         self._sweeper: asyncio.Task | None = None
         self.stopping = False
@@ -145,7 +181,7 @@ class HubEndpoint:
                 try:
                     await self._dispose(record, f"no transport request for {self.options.disconnect_timeout:g} s")
                 except Exception:  # noqa: BLE001 - the sweeper must survive one connection's failure
-                    log.exception("disposing connection %s failed", record.connection_id)
+                    log.exception("disposing connection %s failed", record.log_id)
 
     # --- negotiate -----------------------------------------------------------------------------------
 
@@ -161,6 +197,8 @@ class HubEndpoint:
             requested = 0
         version = 1 if requested >= 1 else 0
         record = self.registry.create(user, version)
+        if record is None:
+            return JSONResponse(_too_many(self.registry.slots), status_code=503, headers={"Retry-After": "5"})
         body: dict = {"negotiateVersion": version, "connectionId": record.connection_id}
         if version >= 1:
             body["connectionToken"] = record.token
@@ -196,6 +234,10 @@ class HubEndpoint:
             if record is None:
                 await _deny(ws, 404, {"error": "No Connection with that ID"})
                 return
+            if record.user != user:
+                log.info("connection %s: WebSocket refused: another user's connection", record.log_id)
+                await _deny(ws, 403, NOT_YOURS)
+                return
             if record.transport not in (None, "WebSockets"):
                 await _deny(ws, 400, {"error": "Cannot change transports mid-connection"})
                 return
@@ -204,31 +246,45 @@ class HubEndpoint:
                 await _deny(ws, 409, {"error": "Another transport is already attached to this connection."})
                 return
         else:  # skipNegotiation: the connection is made on the fly
-            record = self.registry.create(user, 1)
+            made = self.registry.create(user, 1)
+            if made is None:
+                await _deny(ws, 503, _too_many(self.registry.slots))
+                return
+            record = made
         record.attach("WebSockets")
         await ws.accept()
-        transport = WebSocketTransport(ws)
+        transport = WebSocketTransport(ws, reader=asyncio.current_task())
         if record.hub_connection is not None:  # a stateful reconnect: the same connection, a new socket
             conn = record.hub_connection
             await conn.resume(transport)
         else:
-            conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user)
+            conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user, record.log_id)
             conn.allow_stateful = record.stateful
             record.hub_connection = conn
             self.keepalive.connections.add(conn)
         try:
             while True:
+                transport.reading = True
                 message = await ws.receive()
+                transport.reading = False
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
                 await conn.receive(text if text is not None else message.get("bytes") or b"", via=transport)
                 if conn.closed.is_set() or conn.transport is not transport:
                     break
+        except asyncio.CancelledError:
+            if not transport.abandoned:
+                raise
+            # Closed on a client that does not read (websocket.py): the close could not be written;
+            # returning lets the server drop the socket.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
         except Exception:  # noqa: BLE001 - one connection's failure must not reach the server
-            log.exception("connection %s failed", record.connection_id)
+            log.exception("connection %s failed", record.log_id)
             await conn.close(error="Connection closed with an error.")
         finally:
+            # A Close the hub is still writing (a client closed for falling behind) goes out first.
+            await conn.goodbye_written()
             if conn.transport_lost(transport):
                 record.detach()  # kept: the sweeper ends it after the disconnect timeout unless it resumes
             else:
@@ -249,6 +305,9 @@ class HubEndpoint:
         record = self.registry.get(token)
         if record is None:
             return PlainTextResponse("No Connection with that ID", status_code=404)
+        if record.user != user:  # ASP.NET only logs this; here nothing happens to the connection
+            log.info("connection %s: %s refused: another user's connection", record.log_id, request.method)
+            return JSONResponse(NOT_YOURS, status_code=403)
         if self.stopping and record.hub_connection is None:  # no new connections while draining
             return JSONResponse(SHUTTING_DOWN, status_code=503, headers={"Retry-After": "2"})
         if request.method == "POST":
@@ -323,7 +382,7 @@ class HubEndpoint:
         return Response(b"", status_code=202, media_type="text/plain")
 
     async def _start(self, record: NegotiatedConnection, transport: Transport, user: str | None) -> HubConnection:
-        conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user)
+        conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user, record.log_id)
         record.hub_connection = conn
         self.keepalive.connections.add(conn)
         async with record.post_lock:
@@ -337,7 +396,7 @@ class HubEndpoint:
         self.registry.remove(record.token)
         conn = record.hub_connection
         if record.transport != "WebSockets":  # uvicorn logs WebSocket closes; these have no other trace
-            log.info("connection %s (%s) closed: %s", record.connection_id, record.transport or "no transport", why)
+            log.info("connection %s (%s) closed: %s", record.log_id, record.transport or "no transport", why)
         if conn is not None:
             self.keepalive.connections.discard(conn)
             await conn.transport.close()

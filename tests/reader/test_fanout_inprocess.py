@@ -105,7 +105,7 @@ async def test_a_client_that_falls_behind_is_closed_with_a_close_message_and_lea
     transport.release.set()  # it reads again: the frame that was stuck, then the Close
     records = await transport.wait_for(lambda r: r and r[-1].get("type") == 7)
     assert "fell behind: more than 10 messages" in records[-1]["error"]
-    assert transport.closed
+    await transport.wait_for(lambda _: transport.closed)
 
 
 async def test_stateful_connections_number_posted_messages_and_replay_them_after_a_reconnect() -> None:

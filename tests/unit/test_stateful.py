@@ -108,6 +108,7 @@ async def test_version_2_makes_a_pipe_only_when_the_transport_allows_it() -> Non
 async def test_resume_sends_sequence_first_then_replays_unacked_in_order(stateful) -> None:
     hub, conn, old = stateful
     await conn.receive(frame(invoke("1", "a"), invoke("2", "b"), invoke("3", "c")), via=old)
+    await old.wait_for(lambda records: len(records) == 3)  # written (and numbered) by the outbox's flush
     await conn.receive(frame({"type": 8, "sequenceId": 1}), via=old)  # the client got our first Completion
     assert conn.transport_lost(old)
     assert conn.detached and conn.state.name == "CONNECTED"
@@ -116,7 +117,7 @@ async def test_resume_sends_sequence_first_then_replays_unacked_in_order(statefu
 
     new = FakeTransport()
     await conn.resume(new)
-    assert new.records() == [
+    assert await new.wait_for(lambda records: len(records) >= 4) == [
         {"type": 9, "sequenceId": 2},
         {"type": 3, "invocationId": "2", "result": "b"},
         {"type": 3, "invocationId": "3", "result": "c"},

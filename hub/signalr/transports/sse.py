@@ -17,6 +17,8 @@ from .base import Transport
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 
 OPENING = b":\r\n"
+#: How long `close` waits to end the response for a client that does not read.
+CLOSE_TIMEOUT = 5.0
 HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -71,11 +73,14 @@ class ServerSentEventsTransport(Transport):
         self.ended.set()
         if self.before_end is not None:
             self.before_end()
-        async with self._lock:
-            try:
-                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-            except (OSError, RuntimeError):
-                pass  # the client is already gone
+        try:
+            # Bounded: a client that does not read never lets the end be written; the response is
+            # then left unfinished and the server drops the socket.
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                async with self._lock:
+                    await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (OSError, RuntimeError, TimeoutError):
+            pass  # the client is already gone, or does not read
 
     def client_left(self) -> None:
         """The request was disconnected: nothing more can be written."""

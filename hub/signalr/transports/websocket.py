@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..protocols.base import TransferFormat
@@ -12,11 +14,17 @@ class WebSocketTransport(Transport):
     name = "WebSockets"
     transfer_formats = frozenset({TransferFormat.TEXT, TransferFormat.BINARY})
 
-    __slots__ = ("ws", "_closed")
+    __slots__ = ("ws", "_closed", "reader", "reading", "abandoned")
 
-    def __init__(self, ws: WebSocket):
+    #: How long `close` waits to write the close frame to a client that does not read.
+    CLOSE_TIMEOUT = 5.0
+
+    def __init__(self, ws: WebSocket, reader: asyncio.Task | None = None):
         self.ws = ws
         self._closed = False
+        self.reader = reader  # the task reading this socket (the endpoint's), ended by an abandoning close
+        self.reading = False  # True while the reader waits for the client's next frame
+        self.abandoned = False  # the close frame could not be written: the reader was cancelled
 
     async def send(self, data: str | bytes) -> None:
         if self._closed:
@@ -35,6 +43,12 @@ class WebSocketTransport(Transport):
             return
         self._closed = True
         try:
-            await self.ws.close(1000)
+            await asyncio.wait_for(self.ws.close(1000), self.CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            # The client does not read, so no frame can be written: stop reading it too, and the
+            # server drops the socket once the endpoint returns.
+            self.abandoned = True
+            if self.reading and self.reader is not None:
+                self.reader.cancel()
         except (RuntimeError, OSError, WebSocketDisconnect):
             pass  # already gone
