@@ -9,7 +9,9 @@ The record's message, arguments, traceback and stack are all redacted.
 
 Client mistakes: uvicorn logs a WebSocket text frame that is not UTF-8 as an ERROR with a traceback
 (its websockets-sansio implementation closes it correctly with 1007), and a request that is not
-HTTP as a WARNING. Both are the client's doing: ClientMistakes turns them into one info line.
+HTTP, or asks to upgrade to another protocol than WebSocket, as a WARNING. All are the client's
+doing: ClientMistakes turns each into one info line. (A request body cut short by the client is
+answered without a traceback by http_api/errors.py.)
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ CLIENT_MISTAKES = frozenset(
     {
         ("uvicorn.error", "Invalid UTF-8 sequence received from client."),  # closed with 1007 already
         ("uvicorn.error", "Invalid HTTP request received."),  # answered 400 already
+        ("uvicorn.error", "Unsupported upgrade request."),  # e.g. Upgrade: h2c; served as plain HTTP
     }
 )
 
