@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 
 _DEFAULT_TEXT = {
     400: "Bad request.",
@@ -45,4 +45,10 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, text, dict(exc.headers or {}))
 
 
-HANDLERS = {ApiError: _api_error, HTTPException: _http_exception}
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client left before its request body was read: its mistake (or its network's), not the
+    # server's, so no traceback at ERROR. Nobody is there to read this answer, and nothing was stored.
+    return Response(status_code=400)
+
+
+HANDLERS = {ApiError: _api_error, HTTPException: _http_exception, ClientDisconnect: _client_disconnect}

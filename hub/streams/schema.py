@@ -25,8 +25,7 @@ STRING_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 ISO_DATETIME: Schema = {"type": "string", "format": "date-time", "examples": ["2024-05-01T12:00:00Z"]}
 
-# A topic or a stream id (validation.check_name): printable, no '/', at most MAX_NAME_LENGTH.
-# "." and ".." are excluded too: URL clients normalise them away before they reach the hub.
+# A topic or a stream id (validation.check_name): printable, no '/', not "." nor "..", at most MAX_NAME_LENGTH.
 NAME: Schema = {
     "type": "string",
     "minLength": 1,

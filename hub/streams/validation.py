@@ -83,15 +83,16 @@ def _non_empty_string(value: Any, path: str) -> str:
 
 def parse_timestamp(value: Any, path: str) -> int:
     """An int64 of nanoseconds. A float is accepted when it holds a whole number: JavaScript
-    MessagePack encoders write integers above 2**53 as float64."""
+    MessagePack encoders write integers above 2**53 as float64. Anything else, an integer outside
+    int64 included, is refused with the same text: `<path>: expected an integer of nanoseconds`."""
     if type(value) is int:  # the hot path; also excludes bool
         ts = value
     elif type(value) is float and math.isfinite(value) and value.is_integer():
         ts = int(value)
     else:
         raise ValidationError(path, "expected an integer of nanoseconds")
-    if not INT64_MIN <= ts <= INT64_MAX:
-        raise ValidationError(path, "is outside the int64 range of nanoseconds")
+    if not INT64_MIN <= ts <= INT64_MAX:  # never clamped nor wrapped: refused as any other non-int64
+        raise ValidationError(path, "expected an integer of nanoseconds")
     return ts
 
 
@@ -450,7 +451,15 @@ def parse_definitions(raw: Any, kind: DefinitionKind) -> list[dict[str, Any]]:
 # --- names --------------------------------------------------------------------------------------
 
 
-_CHECKED_NAMES: set[str] = set()  # names that passed (bounded): most writes name the same few
+# Names that passed, so that the usual write (the same few names again and again) costs one set
+# lookup. Bound: at most CHECKED_NAMES_BOUND names; when full it is emptied and refills with the
+# names in use (clear-when-full: no per-lookup bookkeeping, and a name forgotten is only checked again).
+CHECKED_NAMES_BOUND = 10_000
+_CHECKED_NAMES: set[str] = set()
+
+# A path segment "." or ".." is resolved away by URL normalisation (clients, proxies), so a topic or
+# stream so named could be written over SignalR and never reached over HTTP.
+_RESERVED_NAMES = (".", "..")
 
 
 def check_name(value: Any, what: str) -> str:
@@ -463,11 +472,13 @@ def check_name(value: Any, what: str) -> str:
         raise ValidationError(what, f"is longer than {MAX_NAME_LENGTH} characters")
     if "/" in value:
         raise ValidationError(what, "must not contain '/'")
+    if value in _RESERVED_NAMES:
+        raise ValidationError(what, "must not be '.' or '..'")
     if any(c < " " or "\x7f" <= c <= "\x9f" for c in value):
         raise ValidationError(what, "must not contain control characters")
     if not _is_unicode(value):
         raise ValidationError(what, "contains a lone surrogate, not valid Unicode text")
-    if len(_CHECKED_NAMES) >= 10_000:
+    if len(_CHECKED_NAMES) >= CHECKED_NAMES_BOUND:
         _CHECKED_NAMES.clear()
     _CHECKED_NAMES.add(value)
     return value

@@ -103,7 +103,7 @@ def test_missing_timestamp() -> None:
 @pytest.mark.parametrize("timestamp", [INT64_MAX + 1, INT64_MIN - 1, 2.0**63, -(2.0**64), 10**30])
 def test_timestamps_outside_int64(timestamp: Any) -> None:
     message = error_of(parse_events, [{"id": "a", "timestamp": timestamp}])
-    assert message == "events[0].timestamp: is outside the int64 range of nanoseconds"
+    assert message == "events[0].timestamp: expected an integer of nanoseconds"
 
 
 def test_whole_float_timestamps_from_javascript_senders() -> None:
@@ -388,6 +388,8 @@ def test_bad_definitions(raw: Any, kind: Any, message: str) -> None:
         (5, "topic: expected a non-empty string"),
         ("a" * 257, "topic: is longer than 256 characters"),
         ("a/b", "topic: must not contain '/'"),
+        (".", "topic: must not be '.' or '..'"),
+        ("..", "topic: must not be '.' or '..'"),
         ("a\nb", "topic: must not contain control characters"),
         ("a\x00", "topic: must not contain control characters"),
         ("a\x7f", "topic: must not contain control characters"),
@@ -403,3 +405,17 @@ def test_names() -> None:
     assert check_name("a" * 256, "streamId") == "a" * 256
     assert check_name("Car Telemetry-1.ü", "topic") == "Car Telemetry-1.ü"
     assert error_of(check_name, "", "streamId") == "streamId: expected a non-empty string"
+
+
+def test_the_remembered_names_stay_within_their_bound_and_checks_stay_right() -> None:
+    from hub.streams import validation
+
+    bound = validation.CHECKED_NAMES_BOUND
+    for i in range(bound * 2 + 7):  # more distinct names than the bound, twice over
+        assert check_name(f"name-{i}", "topic") == f"name-{i}"
+        assert len(validation._CHECKED_NAMES) <= bound
+        if i % 997 == 0:  # bad names are never remembered, however full the set is
+            assert error_of(check_name, f"bad/{i}", "topic") == "topic: must not contain '/'"
+            assert error_of(check_name, "..", "topic") == "topic: must not be '.' or '..'"
+    assert check_name("name-0", "topic") == "name-0"  # forgotten long ago: checked again, still valid
+    assert len(validation._CHECKED_NAMES) <= bound

@@ -13,9 +13,11 @@ from hub.streams.validation import (
     parse_events,
 )
 
+# The int64 boundaries (issue 12): the integers and the whole floats on either side of them.
+INT64_EDGES = [-(2**63) - 1, -(2**63), -(2**63) + 1, 2**63 - 1, 2**63, 2**64, -(2.0**63), 2.0**63, 9.3e18, -9.3e18]
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**64), max_value=2**64), st.floats(allow_nan=True),
-    st.text(max_size=4), st.just("\ud800"), st.just(""),
+    st.text(max_size=4), st.just("\ud800"), st.just(""), st.sampled_from(INT64_EDGES),
 )
 keys = st.sampled_from(["id", "Id", "timestamp", "Timestamp", "value", "Value", "tags", "Tags", "other"])
 tags = st.one_of(scalars, st.dictionaries(st.one_of(st.text(max_size=3), st.just("\udc00")), scalars, max_size=3))
@@ -52,3 +54,15 @@ def test_a_javascript_messagepack_timestamp_takes_the_fast_path():
     assert fast is not None and fast == parse_event(raw, "events[0]")
     assert type(fast.timestamp) is int and fast.timestamp == 1_618_133_869_000_000_000
     assert _well_formed_event({**raw, "timestamp": 2.0**63}) is None  # one past int64: parse_event says why
+
+
+def test_the_fast_path_at_the_int64_boundaries():
+    for timestamp in INT64_EDGES:
+        raw = {"id": "a", "timestamp": timestamp}
+        fast = _well_formed_event(raw)
+        try:
+            slow = parse_event(raw, "events[0]")
+        except ValidationError as exc:
+            assert fast is None and str(exc) == "events[0].timestamp: expected an integer of nanoseconds"
+            continue
+        assert fast == slow and -(2**63) <= fast.timestamp <= 2**63 - 1

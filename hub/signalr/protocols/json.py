@@ -47,6 +47,10 @@ except ImportError:  # optional: the standard library gives the same results, on
 RECORD_SEPARATOR = "\x1e"
 _RS = 0x1E
 _INT64 = range(-(2**63), 2**63)
+# Every integer literal that a double rounds to -2^63 while it is below it (-2^63 - 1 down to
+# -2^63 - 1024: doubles are 2048 apart there) starts with these digits; so does -2^63 itself.
+BELOW_INT64 = b"-922337203685477"
+BELOW_INT64_TEXT = BELOW_INT64.decode("ascii")
 
 
 # --- JSON libraries -------------------------------------------------------------------------------
@@ -90,12 +94,18 @@ class Orjson(StdlibJson):
     One difference on reading: an integer literal outside [-2^63, 2^64) becomes the nearest float
     (the standard module keeps it exact). That is how a JavaScript sender meant it (JSON.stringify
     writes 2**64 as 18446744073709552000), and finding such literals first costs as much as the
-    parse itself. int64 nanosecond timestamps are exact with both."""
+    parse itself. int64 nanosecond timestamps are exact with both, and no integer outside int64
+    becomes one: such a float is >= 2^64, or < -2^63 (refused as an int64 anyway), or exactly
+    -2^63, from a literal starting with BELOW_INT64, which is read by the standard module."""
 
     name = "orjson"
     reads_text = True  # loads() takes str as well: a text frame is parsed without a copy to bytes
 
     def loads(self, record: bytes) -> Any:
+        if (BELOW_INT64_TEXT if type(record) is str else BELOW_INT64) in record:
+            # Maybe a literal just below -2^63, which orjson would read as the float -2^63, an
+            # int64: read exactly, so that it stays outside int64 (and is refused as such).
+            return super().loads(record if type(record) is bytes else record.encode("utf-8"))
         return orjson.loads(record)  # raises orjson.JSONDecodeError, a ValueError
 
     def dumps(self, value: Any) -> str:

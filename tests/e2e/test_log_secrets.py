@@ -1,0 +1,132 @@
+"""No secret in any log line (issue 12, items 7 and 9), against a real hub at --log-level debug:
+tokens sent every way the hub accepts them (header, access_token= under each spelling of its key,
+a percent-encoded value, repeated keys, Tinybird's token=, an Event Hubs SharedAccessSignature),
+WebSocket upgrades with the token and the connection token in the query, long polling and SSE with
+`id=`; then every line the process wrote, stdout and stderr, is searched for every secret."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.parse
+
+import pytest
+from websockets.asyncio.client import connect
+
+from .support import RS, make_events
+
+pytestmark = pytest.mark.e2e
+
+
+def percent_encoded(text: str) -> str:
+    return "".join(f"%{b:02X}" for b in text.encode())
+
+
+async def raw_http(server, method: str, target: str, headers: dict[str, str] | None = None, body: bytes = b"", *, head_only: bool = False) -> int:
+    """One request with exactly this request target (no client re-encodes it); its status code."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {server.host}:{server.port}", "Connection: close", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head_only:
+                await reader.read()
+    finally:
+        writer.close()
+    return int(head.split(b" ", 2)[1])
+
+
+async def negotiate(server, path: str = "/hub") -> str:
+    status_and_body = await asyncio.to_thread(
+        lambda: server.http().post(f"{path}/negotiate?negotiateVersion=1")
+    )
+    assert status_and_body.status_code == 200, status_and_body.text
+    return status_and_body.json()["connectionToken"]
+
+
+def sas(resource_uri: str, key: str) -> tuple[str, list[str]]:
+    """An Azure sample SharedAccessSignature and the spellings of its signature."""
+    uri = urllib.parse.quote_plus(resource_uri)
+    expiry = str(int(time.time() + 3600))
+    digest = hmac.new(key.encode(), f"{uri}\n{expiry}".encode(), hashlib.sha256).digest()
+    signature = base64.b64encode(digest).decode()
+    quoted = urllib.parse.quote(signature, safe="")
+    return f"SharedAccessSignature sr={uri}&sig={quoted}&se={expiry}&skn=send", [signature, quoted, signature[:20]]
+
+
+async def test_no_secret_reaches_any_log_line(hub_server, unique):
+    tokens = [f"tok{n}-{secrets.token_hex(8)}" for n in range(3)]
+    server = hub_server("--log-level", "debug", tokens=tokens)
+    a, b, c = tokens
+    topic = unique("t")
+    connection_tokens: list[str] = []
+    json_type = {"Content-Type": "application/json"}
+    events = json.dumps(make_events(1, "log")).encode()
+
+    # --- HTTP, the token in the header and in the query under every spelling the hub decodes
+    assert await raw_http(server, "GET", "/topics", {"Authorization": f"Bearer {c}"}) == 200
+    for query in (
+        f"access_token={a}", f"access_tok%65n={a}", f"access_t%6Fk%65n={b}", f"%61ccess_token={a}",
+        f"access%5Ftoken={b}", f"access%5ftoken={a}", f"access_token={percent_encoded(a)}",
+        f"access_token=wrong&access_token={a}", f"name=x&%61%63%63%65%73%73%5f%74%6f%6b%65%6e={b}",
+    ):  # fmt: skip
+        assert await raw_http(server, "GET", f"/topics?{query}") == 200, query
+    assert await raw_http(server, "GET", f"/topics?access_token={a}&access_token=wrong") == 401  # the last one counts
+    path = f"/topics/{topic}/streams/s/events/data"
+    assert await raw_http(server, "POST", f"{path}?access_tok%65n={b}", json_type, events) == 200
+    for query in (f"token={c}", f"tok%65n={c}", f"%74oken={percent_encoded(c)}"):  # Tinybird senders
+        assert await raw_http(server, "POST", f"/v0/events?name={topic}&{query}", {}, events[1:-1]) == 202, query
+    # Event Hubs: a SharedAccessSignature made with a hub token as the key
+    hub_name = unique("eh")
+    authorization, signatures = sas(f"https://ns.servicebus.windows.net/{hub_name}", b)
+    assert await raw_http(server, "POST", f"/{hub_name}/messages", {"Authorization": authorization}, b"{}") == 201
+
+    # --- WebSockets: negotiated (id= and the token in the query), and skipNegotiation
+    for hub_path, key in (("/hub", "access_tok%65n"), ("/reader", "%61ccess_token")):
+        connection_token = await negotiate(server, hub_path)
+        connection_tokens.append(connection_token)
+        for url in (
+            f"ws://{server.host}:{server.port}{hub_path}?id={connection_token}&{key}={a}",
+            f"ws://{server.host}:{server.port}{hub_path}?{key}={b}",
+        ):
+            async with connect(url, open_timeout=5, ping_interval=None) as ws:
+                await ws.send('{"protocol":"json","version":1}' + RS)
+                assert await asyncio.wait_for(ws.recv(), 5) == "{}" + RS
+                if url.endswith(b):  # an invocation too, so its lines are in the log
+                    await ws.send(json.dumps({"type": 1, "invocationId": "1", "target": "Nope", "arguments": []}) + RS)
+                    assert "error" in json.loads((await asyncio.wait_for(ws.recv(), 5)).rstrip(RS))
+            connection_token = await negotiate(server, hub_path)
+            connection_tokens.append(connection_token)
+    # the token in the Authorization header of an upgrade (websockets logs headers at debug)
+    async with connect(f"ws://{server.host}:{server.port}/hub", additional_headers={"Authorization": f"Bearer {c}"}) as ws:
+        await ws.send('{"protocol":"json","version":1}' + RS)
+        assert await asyncio.wait_for(ws.recv(), 5) == "{}" + RS
+    # a connection token used by someone without a token: refused, and still not logged
+    assert await raw_http(server, "GET", f"/hub?id={connection_tokens[-1]}") == 401
+
+    # --- long polling and Server-Sent Events, with id= (spelled two ways) and the token in the query
+    lp = await negotiate(server)
+    connection_tokens.append(lp)
+    assert await raw_http(server, "GET", f"/hub?id={lp}&access_token={a}") == 200  # the first poll answers at once
+    handshake = b'{"protocol":"json","version":1}\x1e'
+    assert await raw_http(server, "POST", f"/hub?i%64={lp}&access_tok%65n={b}", {}, handshake) == 200
+    assert await raw_http(server, "DELETE", f"/hub?%69d={lp}&access_token={percent_encoded(c)}") == 202
+    sse = await negotiate(server)
+    connection_tokens.append(sse)
+    sse_target = f"/hub?id={sse}&access_token={a}"
+    assert await raw_http(server, "GET", sse_target, {"Accept": "text/event-stream"}, head_only=True) == 200
+
+    server.stop()
+    lines = (server.stdout_text() + "\n" + server.stderr_text()).splitlines()
+    assert sum("***" in line for line in lines) >= 20, "\n".join(lines)  # the requests above were logged, redacted
+    secrets_sent = tokens + [percent_encoded(t) for t in tokens] + connection_tokens + signatures
+    leaks = [(secret, line) for line in lines for secret in secrets_sent if secret in line]
+    assert not leaks, "\n".join(f"{secret}: {line}" for secret, line in leaks)
