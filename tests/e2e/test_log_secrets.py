@@ -44,12 +44,13 @@ async def raw_http(server, method: str, target: str, headers: dict[str, str] | N
     return int(head.split(b" ", 2)[1])
 
 
-async def negotiate(server, path: str = "/hub") -> str:
+async def negotiate(server, path: str = "/hub", version: int = 1) -> str:
+    """The connection token (under negotiate version 0, the connection id is the token)."""
     status_and_body = await asyncio.to_thread(
-        lambda: server.http().post(f"{path}/negotiate?negotiateVersion=1")
+        lambda: server.http().post(f"{path}/negotiate?negotiateVersion={version}")
     )
     assert status_and_body.status_code == 200, status_and_body.text
-    return status_and_body.json()["connectionToken"]
+    return status_and_body.json()["connectionToken" if version >= 1 else "connectionId"]
 
 
 def sas(resource_uri: str, key: str) -> tuple[str, list[str]]:
@@ -117,8 +118,18 @@ async def test_no_secret_reaches_any_log_line(hub_server, unique):
     connection_tokens.append(lp)
     assert await raw_http(server, "GET", f"/hub?id={lp}&access_token={a}") == 200  # the first poll answers at once
     handshake = b'{"protocol":"json","version":1}\x1e'
-    assert await raw_http(server, "POST", f"/hub?i%64={lp}&access_tok%65n={b}", {}, handshake) == 200
-    assert await raw_http(server, "DELETE", f"/hub?%69d={lp}&access_token={percent_encoded(c)}") == 202
+    # (every request naming a connection carries the token of the user who negotiated it)
+    assert await raw_http(server, "POST", f"/hub?i%64={lp}&access_tok%65n={a}", {}, handshake) == 200
+    # another user's token on it: refused, and neither token nor connection token logged
+    assert await raw_http(server, "GET", f"/hub?id={lp}&access_token={b}") == 403
+    assert await raw_http(server, "DELETE", f"/hub?%69d={lp}&access_token={percent_encoded(a)}") == 202
+    # negotiate version 0: the connection id is the token; the hub's own lines about the connection
+    # (a protocol error closes it) must name it some other way
+    v0 = await negotiate(server, version=0)
+    connection_tokens.append(v0)
+    assert await raw_http(server, "GET", f"/hub?id={v0}&access_token={a}") == 200
+    assert await raw_http(server, "POST", f"/hub?id={v0}&access_token={a}", {}, handshake + b"{not json\x1e") == 200
+    assert await raw_http(server, "GET", f"/hub?id={v0}&access_token={a}") in (200, 204)
     sse = await negotiate(server)
     connection_tokens.append(sse)
     sse_target = f"/hub?id={sse}&access_token={a}"
