@@ -171,6 +171,11 @@ class StreamStore(ABC):
         """Apply retention now (as if the clock read `now`) and drop expired idempotency records.
         Stores also do this on their own, in passes."""
 
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries now in each in-process cache the store keeps per stream or per key (name ->
+        size). Each has a bound stated where it is declared; the data itself is not a cache."""
+        return {}
+
     async def ready(self) -> bool:
         """Whether the store can take writes now (GET /ready). Never raises."""
         return True
