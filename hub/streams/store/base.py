@@ -147,9 +147,12 @@ class StreamStore(ABC):
     # --- idempotency records (ordered at call time and durable when awaited, like writes) -----------
 
     @abstractmethod
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         """Resolves None when no live record exists for (scope, key): a pending record is stored,
-        which lives `lease` seconds unless finished (the caller goes on and runs the request).
+        which lives `lease` seconds unless finished (the caller goes on and runs the request); its
+        body is `attempt` (names this try, so that only its own release drops it).
         Otherwise resolves the existing record (pending or finished), unchanged."""
 
     @abstractmethod
@@ -159,8 +162,9 @@ class StreamStore(ABC):
         """Store the response of the request that claimed the key; the record lives `ttl` seconds."""
 
     @abstractmethod
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
-        """Drop a pending claim (the request failed in a way worth retrying)."""
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
+        """Drop the pending claim of this fingerprint and attempt (the request failed in a way worth
+        retrying); a finished record, or another attempt's claim, stays."""
 
     # --- lifecycle ---------------------------------------------------------------------------------
 

@@ -287,12 +287,14 @@ class MemoryStore(StreamStore):
 
     # --- idempotency ------------------------------------------------------------------------------
 
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         now = time.time()
         found = self._idempotency.get((scope, key))
         if found is not None and found[1] > now:
             return Resolved(found[0])
-        self._keep_record((scope, key), IdempotencyRecord(fingerprint), now + lease)
+        self._keep_record((scope, key), IdempotencyRecord(fingerprint, None, attempt.encode()), now + lease)
         return Resolved(None)
 
     def finish_idempotency(
@@ -318,9 +320,9 @@ class MemoryStore(StreamStore):
     def cache_sizes(self) -> dict[str, int]:
         return {"idempotency records": len(self._idempotency)}
 
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
         found = self._idempotency.get((scope, key))
-        if found is not None and found[0].status is None and found[0].fingerprint == fingerprint:
+        if found is not None and found[0] == IdempotencyRecord(fingerprint, None, attempt.encode()):
             del self._idempotency[(scope, key)]
         return Resolved(None)
 

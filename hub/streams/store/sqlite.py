@@ -619,7 +619,9 @@ class SqliteStore(StreamStore):
 
     # --- idempotency ------------------------------------------------------------------------------
 
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         def apply(conn: sqlite3.Connection) -> IdempotencyRecord | None:
             now = time.time()
             row = conn.execute(
@@ -630,8 +632,8 @@ class SqliteStore(StreamStore):
                 return IdempotencyRecord(row[0], row[1], bytes(row[2]))
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, status, body, expires)"
-                " VALUES (?, ?, ?, NULL, x'', ?)",
-                (scope, key, fingerprint, now + lease),
+                " VALUES (?, ?, ?, NULL, ?, ?)",
+                (scope, key, fingerprint, attempt.encode(), now + lease),
             )
             return None
 
@@ -648,11 +650,11 @@ class SqliteStore(StreamStore):
 
         return self._submit(apply)
 
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND fingerprint = ? AND status IS NULL",
-                (scope, key, fingerprint),
+                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND fingerprint = ? AND status IS NULL AND body = ?",
+                (scope, key, fingerprint, attempt.encode()),
             )
 
         return self._submit(apply)
