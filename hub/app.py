@@ -51,7 +51,7 @@ from .console import console_operation, console_routes
 
 
 def build_app(settings: Settings, tokens: list[str]) -> Starlette:
-    store = open_store(settings.store, settings.data_dir, settings.retention)
+    store = open_store(settings.store, settings.data_dir, settings.retention, timeout=settings.store_timeout)
     service = IngestionService(store)
     auth = TokenAuth(tokens, allow_anonymous=settings.allow_anonymous)
     options = SignalROptions(

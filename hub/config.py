@@ -16,6 +16,7 @@ class Settings:
     token_file: str | None = None
     allow_anonymous: bool = False
     store: str = "sqlite"
+    store_timeout: float = 10.0  # seconds a store write may take (redis: then it is never applied)
     data_dir: str = "./hub-data"
     log_level: str = "info"
     keepalive_interval: float = 15.0
@@ -88,6 +89,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("port", int, "port to listen on"),
     ("token-file", str, "file of accepted tokens, one a line"),
     ("store", str, "where data is kept: sqlite (<data-dir>/hub.db) | sqlite:///path.db | memory | redis://host:port/db"),
+    ("store-timeout", _positive(float), "seconds a write to a redis store may take before it is answered failed (never applied after)"),
     ("data-dir", str, "where the hub keeps what it must keep (the generated token, the database)"),
     ("log-level", str, "debug | info | warning | error"),
     ("keepalive-interval", _positive(float), "seconds of silence before the server pings"),

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 # Buckets idle long enough to be full again are forgotten every this many takes, so memory follows
 # the pairs active in the last second or so, not every pair ever seen.
 _SWEEP_EVERY = 1024
+
+#: Buckets kept at most (~200 B each). A new pair at the bound drops the least recently used bucket
+#: (usually full again, so nothing is lost; if not, its pair starts again from a full bucket: at most
+#: one burst more, for the pair idle longest). Nobody is refused for want of room. O(1).
+MAX_BUCKETS = 100_000
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,13 +59,24 @@ class RateLimiter:
     """Token buckets keyed by (user, topic). `rate` requests per second, bursts up to `burst`
     (default: one second's worth, at least 1)."""
 
-    def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_buckets: int = MAX_BUCKETS,
+    ):
         if not rate > 0:
             raise ValueError(f"rate must be positive, not {rate!r}")
+        if max_buckets < 1:
+            raise ValueError(f"max_buckets must be at least 1, not {max_buckets!r}")
+        self.max_buckets = max_buckets
         self.rate = float(rate)
         self.burst = max(1.0, float(burst if burst is not None else rate))
         self.clock = clock
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        # least recently used first (OrderedDict: dropping from the front stays O(1))
+        self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
         self._takes = 0
 
     @property
@@ -73,12 +90,16 @@ class RateLimiter:
         if self._takes % _SWEEP_EVERY == 0:
             self._sweep(now)
         key = (user, topic)
-        bucket = self._buckets.get(key)
+        buckets = self._buckets
+        bucket = buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self.burst, now)
+            while len(buckets) >= self.max_buckets:
+                buckets.popitem(last=False)
+            bucket = buckets[key] = _Bucket(self.burst, now)
         else:
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
             bucket.updated = now
+            buckets.move_to_end(key)
         allowed = bucket.tokens >= 1.0
         if allowed:
             bucket.tokens -= 1.0
@@ -92,9 +113,14 @@ class RateLimiter:
         )
 
     def _sweep(self, now: float) -> None:
-        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self.rate >= self.burst]
-        for key in full:
-            del self._buckets[key]
+        """Forget buckets full again, from the least recently used on, up to the first one that is
+        not: every bucket idle a full refill (burst / rate) or longer goes, in O(dropped)."""
+        buckets = self._buckets
+        while buckets:
+            bucket = next(iter(buckets.values()))
+            if bucket.tokens + (now - bucket.updated) * self.rate < self.burst:
+                return
+            buckets.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._buckets)

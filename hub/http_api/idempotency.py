@@ -12,20 +12,31 @@ token and topic (scope = the token's non-secret name + the topic), for 24 hours:
 - a write that failed with 5xx (e.g. 503, the store is down) releases its claim: retry it.
 
 Records live in the store (StreamStore.claim/finish/release_idempotency), so they are shared by
-every hub process on one Redis and survive a restart with sqlite. A crash between a write's commit
-and its record's commit leaves a pending claim: a retry within its lease gets 409, after it the
-write runs again (the only window where a retry can store a batch twice).
+every hub process on one Redis and survive a restart with sqlite. Each claim names its attempt, so
+a late release drops only its own claim, never a retry's.
+
+When the store cannot take the release or the finished record (it is down), the reply is still
+the true one (503 if the write failed, the write's own reply if it was stored) and the record is
+settled in the background once the store is back: a retry meanwhile gets 409 with Retry-After: 1
+until then, for about as long as the store is unreachable. A write answered failed is never
+applied later (redis: see the store's deadline), so a released claim lets the retry store it once.
+A crash between a write's commit and its record's commit (or a store down for the whole lease)
+leaves a pending claim: a retry within its lease gets 409, after it the write runs again (the only
+window where a retry can store a batch twice).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
+import secrets
+from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..streams.store.base import StreamStore
+from ..streams.store.base import StoreUnavailable, StreamStore
 from ..streams.validation import ValidationError
 from . import codec
 from .errors import ApiError
@@ -35,6 +46,10 @@ HEADER = "X-Idempotency-Key"
 LEASE = 60.0  # seconds a claim waits for its request to finish
 TTL = 24 * 3600.0  # seconds a finished record is kept
 MAX_KEY = 255
+# Records whose release or finish waits in the background for the store to be back, at most; past
+# it a record is left to its lease (a retry gets 409 until the lease ends, then runs again).
+MAX_SETTLING = 1000
+SETTLE_RETRY = 1.0  # seconds between two tries at most (first after 0.1 s, doubling)
 
 KEY_PARAM = Param(
     HEADER, "header", {"type": "string", "minLength": 1, "maxLength": MAX_KEY, "pattern": "^[\\x21-\\x7e]+$"},
@@ -47,6 +62,7 @@ class IdempotentWrites:
     def __init__(self, store: StreamStore, *, max_body_size: int):
         self.store = store
         self.max_body_size = max_body_size
+        self._settling: set[asyncio.Future[None]] = set()
 
     def apply(self, operations: list[Operation]) -> list[Operation]:
         """The operations, each write's endpoint wrapped and its description told of the header."""
@@ -84,7 +100,13 @@ class IdempotentWrites:
         topic = op.topic(request) if op.topic is not None else None
         scope = f"{user}/{topic or ''}"
 
-        found = await self.store.claim_idempotency(scope, key, fingerprint, LEASE)
+        attempt = secrets.token_hex(8)
+        try:
+            found = await self.store.claim_idempotency(scope, key, fingerprint, LEASE, attempt)
+        except StoreUnavailable:
+            # the claim may be stored though its reply was lost: drop it once the store is back
+            self._later(lambda: self.store.release_idempotency(scope, key, fingerprint, attempt))
+            raise
         if found is not None:
             if found.fingerprint != fingerprint:
                 raise ApiError(409, f"{HEADER} {key!r} was already used for a different request")
@@ -100,22 +122,56 @@ class IdempotentWrites:
         except (ApiError, ValidationError) as exc:
             status = exc.status if isinstance(exc, ApiError) else 400
             if status >= 500:
-                await self._release(scope, key, fingerprint)
+                await self._release(scope, key, fingerprint, attempt)
             else:  # the same bad request gets the same answer
-                await self.store.finish_idempotency(scope, key, fingerprint, status, codec.dumps({"error": str(exc)}), TTL)
+                await self._finish(scope, key, fingerprint, status, codec.dumps({"error": str(exc)}))
             raise
         except BaseException:
-            await self._release(scope, key, fingerprint)
+            await self._release(scope, key, fingerprint, attempt)
             raise
         if response.status_code >= 500:
-            await self._release(scope, key, fingerprint)
+            await self._release(scope, key, fingerprint, attempt)
         else:
-            await self.store.finish_idempotency(scope, key, fingerprint, response.status_code, bytes(response.body), TTL)
+            await self._finish(scope, key, fingerprint, response.status_code, bytes(response.body))
         return response
 
-    async def _release(self, scope: str, key: str, fingerprint: str) -> None:
-        """Best effort: if the store cannot even release the claim, its lease runs out."""
+    async def _release(self, scope: str, key: str, fingerprint: str, attempt: str) -> None:
+        """The request failed: free the key for a retry, now or once the store is back."""
+        def release() -> Awaitable[None]:
+            return self.store.release_idempotency(scope, key, fingerprint, attempt)
+
         try:
-            await self.store.release_idempotency(scope, key, fingerprint)
+            await release()
         except Exception:  # noqa: BLE001 - the request's own error is what the caller must see
-            pass
+            self._later(release)
+
+    async def _finish(self, scope: str, key: str, fingerprint: str, status: int, body: bytes) -> None:
+        """Record the reply, now or once the store is back. Never raises: the reply is true either way
+        (a write that was stored must not be answered as failed because its record was not)."""
+        def finish() -> Awaitable[None]:
+            return self.store.finish_idempotency(scope, key, fingerprint, status, body, TTL)
+
+        try:
+            await finish()
+        except Exception:  # noqa: BLE001
+            self._later(finish)
+
+    def _later(self, settle: Callable[[], Awaitable[None]]) -> None:
+        if len(self._settling) >= MAX_SETTLING:
+            return
+        task = asyncio.ensure_future(_keep_trying(settle, LEASE))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+
+async def _keep_trying(settle: Callable[[], Awaitable[None]], within: float) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    delay = 0.1
+    while loop.time() < give_up:
+        await asyncio.sleep(delay)
+        try:
+            await settle()
+            return
+        except Exception:  # noqa: BLE001 - still down: try again
+            delay = min(delay * 2, SETTLE_RETRY)

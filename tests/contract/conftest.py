@@ -14,21 +14,35 @@ import pytest
 from hub.streams.store import MemoryStore, Retention, SqliteStore, StreamStore
 from hub.streams.store.redis import RedisStore
 
-StoreFactory = Callable[..., StreamStore]  # (retention=Retention()) -> a store, not started
+# (retention=Retention(), cache_bound=None) -> a store, not started. `cache_bound` sets the bound of
+# every in-process per-stream/per-key cache the backend has (StreamStore.cache_sizes); None: defaults.
+StoreFactory = Callable[..., StreamStore]
 
 
 def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return lambda retention=Retention(): MemoryStore(retention)
+    def make(retention: Retention = Retention(), cache_bound: int | None = None) -> StreamStore:
+        if cache_bound is None:
+            return MemoryStore(retention)
+        return MemoryStore(retention, max_idempotency_records=cache_bound)
+
+    return make
 
 
 def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return lambda retention=Retention(): SqliteStore(str(tmp_path / "hub.db"), retention=retention)
+    def make(retention: Retention = Retention(), cache_bound: int | None = None) -> StreamStore:
+        path = str(tmp_path / "hub.db")
+        if cache_bound is None:
+            return SqliteStore(path, retention=retention)
+        return SqliteStore(path, retention=retention, max_cached_streams=cache_bound)
+
+    return make
 
 
 def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     server = request.getfixturevalue("redis_server")
     server.flush()
-    return lambda retention=Retention(): RedisStore(server.url, retention)
+    # no in-process cache per stream or key: everything lives in Redis
+    return lambda retention=Retention(), cache_bound=None: RedisStore(server.url, retention)
 
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {

@@ -5,6 +5,9 @@ acknowledging them, then heals."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import pytest
 
@@ -75,6 +78,40 @@ async def test_an_outage_fails_writes_then_heals(own_redis) -> None:  # type: ig
         assert await store.append_events(T, S, [Event("after", 4)]) == 1
         ids = [e.id for e in (await store.read_events(T, S)).items]
         assert ids == ["before", "after"]  # the AOF kept the acknowledged write; none of the failed ones
+    finally:
+        await store.close()
+
+
+async def test_a_write_answered_failed_while_redis_is_paused_is_never_applied(own_redis) -> None:  # type: ignore[no-untyped-def]
+    store = RedisStore(own_redis.url, timeout=0.5)
+    await store.start()
+    assert own_redis.proc is not None
+    try:
+        assert await store.append_events(T, S, [Event("before", 1)]) == 1
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)  # Redis takes the writes into its socket, applies nothing
+        try:
+            started = time.monotonic()
+            writes = [
+                store.append_events(T, S, [Event("paused", 2)]),
+                store.put_properties(T, S, StreamProperties(name="paused")),
+                store.close_stream(T, "other"),
+                store.claim_idempotency("scope", "key", "fp", 60.0, "attempt"),
+            ]
+            results = await asyncio.gather(*writes, return_exceptions=True)
+            assert all(isinstance(r, StoreUnavailable) for r in results), results
+            assert time.monotonic() - started >= 0.5  # answered only once the deadline had passed
+        finally:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)  # now Redis reads the queued writes: all too late
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await store.ready():
+            assert asyncio.get_running_loop().time() < deadline, "the store did not reconnect"
+            await asyncio.sleep(0.05)
+        assert await store.append_events(T, S, [Event("after", 3)]) == 1
+        assert [e.id for e in (await store.read_events(T, S)).items] == ["before", "after"]
+        info = await store.get_stream(T, S)
+        assert info is not None and info.events == 2 and info.properties.name is None
+        assert await store.get_stream(T, "other") is None
+        assert await store.claim_idempotency("scope", "key", "fp", 60.0) is None  # the paused claim never landed
     finally:
         await store.close()
 

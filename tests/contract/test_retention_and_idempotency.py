@@ -137,3 +137,14 @@ async def test_records_expire(store_factory: StoreFactory, async_wait_for) -> No
 
 async def _claims(store, key: str) -> bool:  # type: ignore[no-untyped-def]
     return await store.claim_idempotency("s", key, "fp", lease=60) is None
+
+
+async def test_a_late_release_never_drops_another_attempt_s_claim(store) -> None:  # type: ignore[no-untyped-def]
+    assert await store.claim_idempotency("s", "k", "fp", 60.0, "attempt-1") is None
+    await store.release_idempotency("s", "k", "fp", "attempt-1")
+    assert await store.claim_idempotency("s", "k", "fp", 60.0, "attempt-2") is None  # the retry
+    await store.release_idempotency("s", "k", "fp", "attempt-1")  # the first attempt's, arriving late
+    found = await store.claim_idempotency("s", "k", "fp", 60.0, "attempt-3")
+    assert found is not None and found.status is None  # attempt 2 still holds the key
+    await store.release_idempotency("s", "k", "fp", "attempt-2")
+    assert await store.claim_idempotency("s", "k", "fp", 60.0, "attempt-3") is None

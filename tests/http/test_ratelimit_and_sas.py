@@ -78,6 +78,22 @@ def test_idle_buckets_are_forgotten() -> None:
     assert len(limiter) < 100
 
 
+def test_buckets_stay_within_their_bound_and_recent_pairs_stay_limited() -> None:
+    clock = Clock()
+    limiter = RateLimiter(1, clock=clock, max_buckets=50)  # burst 1, no time passes
+    assert limiter.take("busy", "t").allowed
+    for i in range(500):  # ten times the bound of distinct pairs, none idle long enough to be full
+        assert limiter.take(f"user{i}", "t").allowed
+        assert len(limiter) <= 50
+        if i % 10 == 0:
+            assert not limiter.take("busy", "t").allowed  # used recently: still remembered, still limited
+    assert not limiter.take("user499", "t").allowed
+    clock.now += 1.0  # everything is full again: the next sweep forgets it all
+    for i in range(1024):
+        limiter.take("busy", "t")
+    assert len(limiter) == 1
+
+
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         RateLimiter(0)

@@ -28,7 +28,9 @@ __all__ = [
 ACCEPTED_URLS = "memory, sqlite, sqlite:///absolute/path.db, sqlite://relative/path.db, redis://host:port/db"
 
 
-def open_store(url: str, data_dir: str, retention: Retention | str | None = None) -> StreamStore:
+def open_store(
+    url: str, data_dir: str, retention: Retention | str | None = None, *, timeout: float | None = None
+) -> StreamStore:
     """The store a URL names; the caller still awaits start() on it.
 
     - `memory`: nothing survives the process.
@@ -37,6 +39,7 @@ def open_store(url: str, data_dir: str, retention: Retention | str | None = None
     - `redis://host:port/db` (or `rediss://`, `redis://:password@host…`): the Redis store.
 
     `retention`: a Retention, or `--retention` text (parse_retention: ValueError when bad).
+    `timeout`: seconds a write may take (redis only; None: the store's default).
     """
     if not isinstance(retention, Retention):
         retention = parse_retention(retention)
@@ -53,5 +56,5 @@ def open_store(url: str, data_dir: str, retention: Retention | str | None = None
     if url.startswith(("redis://", "rediss://")):
         from .redis import RedisStore  # imports the redis client only when used
 
-        return RedisStore(url, retention)
+        return RedisStore(url, retention) if timeout is None else RedisStore(url, retention, timeout=timeout)
     raise ValueError(f"unknown store URL {url!r}; accepted forms: {ACCEPTED_URLS}")

@@ -147,9 +147,12 @@ class StreamStore(ABC):
     # --- idempotency records (ordered at call time and durable when awaited, like writes) -----------
 
     @abstractmethod
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         """Resolves None when no live record exists for (scope, key): a pending record is stored,
-        which lives `lease` seconds unless finished (the caller goes on and runs the request).
+        which lives `lease` seconds unless finished (the caller goes on and runs the request); its
+        body is `attempt` (names this try, so that only its own release drops it).
         Otherwise resolves the existing record (pending or finished), unchanged."""
 
     @abstractmethod
@@ -159,8 +162,9 @@ class StreamStore(ABC):
         """Store the response of the request that claimed the key; the record lives `ttl` seconds."""
 
     @abstractmethod
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
-        """Drop a pending claim (the request failed in a way worth retrying)."""
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
+        """Drop the pending claim of this fingerprint and attempt (the request failed in a way worth
+        retrying); a finished record, or another attempt's claim, stays."""
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -170,6 +174,11 @@ class StreamStore(ABC):
     async def trim(self, now: float | None = None) -> None:
         """Apply retention now (as if the clock read `now`) and drop expired idempotency records.
         Stores also do this on their own, in passes."""
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries now in each in-process cache the store keeps per stream or per key (name ->
+        size). Each has a bound stated where it is declared; the data itself is not a cache."""
+        return {}
 
     async def ready(self) -> bool:
         """Whether the store can take writes now (GET /ready). Never raises."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
@@ -25,6 +25,10 @@ from .cursor import check_limit, decode_cursor, encode_cursor
 from .parameter_rows import RowValues, join_rows, split_rows
 from .resolved import Resolved
 from .retention import KEEP_EVERYTHING, Retention, trim_every
+
+#: Idempotency records kept at most (a few hundred bytes each plus the recorded reply); see
+#: MemoryStore._idempotency for what happens at the bound.
+MAX_IDEMPOTENCY_RECORDS = 100_000
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -129,11 +133,23 @@ def _page(
 
 
 class MemoryStore(StreamStore):
-    def __init__(self, retention: Retention = KEEP_EVERYTHING, trim_interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        retention: Retention = KEEP_EVERYTHING,
+        trim_interval: float = 60.0,
+        *,
+        max_idempotency_records: int = MAX_IDEMPOTENCY_RECORDS,
+    ) -> None:
+        if max_idempotency_records < 1:
+            raise ValueError(f"max_idempotency_records must be at least 1, not {max_idempotency_records!r}")
         # dicts keep insertion order: the streams of a topic list in creation order.
         self._topics: dict[str, dict[str, _Stream]] = {}
         self._quarantine: dict[str, list[QuarantinedRow]] = {}
-        self._idempotency: dict[tuple[str, str], tuple[IdempotencyRecord, float]] = {}
+        # (scope, key) -> (record, expiry), oldest write first. Expired records go at each trim pass.
+        # Bound: max_idempotency_records; one record past it drops the oldest written (a retry of
+        # that request then runs again, as after its expiry).
+        self._idempotency: OrderedDict[tuple[str, str], tuple[IdempotencyRecord, float]] = OrderedDict()
+        self.max_idempotency_records = max_idempotency_records
         self.retention = retention
         self.trim_interval = trim_interval
         self.changes = ChangeFeed()
@@ -271,23 +287,42 @@ class MemoryStore(StreamStore):
 
     # --- idempotency ------------------------------------------------------------------------------
 
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         now = time.time()
         found = self._idempotency.get((scope, key))
         if found is not None and found[1] > now:
             return Resolved(found[0])
-        self._idempotency[(scope, key)] = (IdempotencyRecord(fingerprint), now + lease)
+        self._keep_record((scope, key), IdempotencyRecord(fingerprint, None, attempt.encode()), now + lease)
         return Resolved(None)
 
     def finish_idempotency(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, ttl: float
     ) -> Awaitable[None]:
-        self._idempotency[(scope, key)] = (IdempotencyRecord(fingerprint, status, body), time.time() + ttl)
+        self._keep_record((scope, key), IdempotencyRecord(fingerprint, status, body), time.time() + ttl)
         return Resolved(None)
 
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+    def _keep_record(self, at: tuple[str, str], record: IdempotencyRecord, expires: float) -> None:
+        records = self._idempotency
+        if at in records:
+            records.move_to_end(at)  # the order stays the order of writing
+        else:
+            while len(records) >= self.max_idempotency_records:
+                records.popitem(last=False)  # O(1); expired ones elsewhere go at the next trim pass
+        records[at] = (record, expires)
+
+    def _drop_expired(self, now: float) -> None:
+        expired = [k for k, (_, expires) in self._idempotency.items() if expires <= now]
+        for k in expired:
+            del self._idempotency[k]
+
+    def cache_sizes(self) -> dict[str, int]:
+        return {"idempotency records": len(self._idempotency)}
+
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
         found = self._idempotency.get((scope, key))
-        if found is not None and found[0].status is None and found[0].fingerprint == fingerprint:
+        if found is not None and found[0] == IdempotencyRecord(fingerprint, None, attempt.encode()):
             del self._idempotency[(scope, key)]
         return Resolved(None)
 
@@ -300,9 +335,7 @@ class MemoryStore(StreamStore):
                 for stream in streams.values():
                     stream.events.trim(now, self.retention)
                     stream.parameter_rows.trim(now, self.retention)
-        expired = [k for k, (_, expires) in self._idempotency.items() if expires <= now]
-        for k in expired:
-            del self._idempotency[k]
+        self._drop_expired(now)
 
     async def start(self) -> None:
         self._trimmer = asyncio.create_task(trim_every(self, self.trim_interval))

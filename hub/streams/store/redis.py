@@ -78,6 +78,9 @@ _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSErro
 _CURSOR = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 CHANGES_MAXLEN = 100_000
 WRITE_BATCH = 1000  # writes per pipeline at most
+DEFAULT_TIMEOUT = 10.0  # seconds a write may take (--store-timeout)
+# Our clock and Redis' may tick at slightly different rates between two measures of their offset.
+DEADLINE_MARGIN = 0.05
 LIBRARY = "writerhub"
 
 # KEYS of the stream functions: 1 hash, 2 topic's stream index, 3 topic index, 4 sequence,
@@ -206,19 +209,39 @@ local function quarantine(keys, args)
   return #args
 end
 
-redis.register_function('hub_append', append)
-redis.register_function('hub_quarantine', quarantine)
-redis.register_function('hub_put_properties', put_properties)
-redis.register_function('hub_close_stream', close_stream)
-redis.register_function('hub_set_definitions', set_definitions)
-redis.register_function('hub_claim', claim)
-redis.register_function('hub_release', release)
+-- KEYS 1 record; ARGV 1 value, 2 ttl ms
+local function finish(keys, args)
+  redis.call('SET', keys[1], args[1], 'PX', args[2])
+  return 0
+end
+
+local function before_deadline(f)
+  return function(keys, args)
+    local deadline = tonumber(table.remove(args))
+    local now = redis.call('TIME')
+    if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
+      return redis.error_reply('DEADLINE the hub gave up waiting for this write: not applied')
+    end
+    return f(keys, args)
+  end
+end
+
+redis.register_function('hub_append', before_deadline(append))
+redis.register_function('hub_quarantine', before_deadline(quarantine))
+redis.register_function('hub_put_properties', before_deadline(put_properties))
+redis.register_function('hub_close_stream', before_deadline(close_stream))
+redis.register_function('hub_set_definitions', before_deadline(set_definitions))
+redis.register_function('hub_claim', before_deadline(claim))
+redis.register_function('hub_release', before_deadline(release))
+redis.register_function('hub_finish', before_deadline(finish))
 """
 
 
 @dataclass(slots=True)
 class _Op:
-    stage: Callable[[Any], Any]  # adds its one command to the pipeline
+    function: str  # one function of the library: the write's one command
+    keys: list[str]
+    args: list[Any]  # the deadline is appended when the write is sent
     convert: Callable[[Any], Any]  # the reply of its last command -> the write's result
     future: asyncio.Future[Any]
 
@@ -283,12 +306,21 @@ class RedisStore(StreamStore):
         prefix: str = "hub",
         trim_interval: float = 60.0,
         connect_timeout: float = 2.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ):
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
         self.url = url
         self.retention = retention
         self.prefix = prefix
         self.trim_interval = trim_interval
         self.connect_timeout = connect_timeout
+        # Seconds a write may take. It is sent with a deadline that far ahead in Redis' clock; the
+        # hub answers it failed only once that deadline has passed (see _run), so a write answered
+        # failed is never applied later.
+        self.timeout = timeout
+        self._clock_offset = 0.0  # Redis' clock minus time.monotonic(), at most (see _connect)
+        self._run_id: str | None = None  # the Redis process connected to (INFO run_id)
         self.changes = ChangeFeed()
         self._client: aioredis.Redis | None = None
         self._feed_client: aioredis.Redis | None = None
@@ -331,7 +363,8 @@ class RedisStore(StreamStore):
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self._feed_lock = asyncio.Lock()
-        self._client = self._new_client(10.0)
+        # a reply later than the write's own deadline: the deadline passed (plus the margin)
+        self._client = self._new_client(self.timeout + DEADLINE_MARGIN)
         self._feed_client = self._new_client(None)
         self._accepting = True
         try:
@@ -350,6 +383,11 @@ class RedisStore(StreamStore):
         assert self._client is not None
         await self._client.ping()
         await self._client.function_load(LUA, replace=True)
+        # Redis read its clock between `before` and now: the offset taken against now is never more
+        # than the true one, so a deadline built on it passes in Redis no later than in our clock.
+        seconds, micros = await self._client.time()
+        self._clock_offset = seconds + micros / 1e6 - time.monotonic()
+        self._run_id = (await self._client.info("server")).get("run_id")
         self._down = None
 
     async def close(self) -> None:
@@ -409,14 +447,16 @@ class RedisStore(StreamStore):
 
     # --- the writer task --------------------------------------------------------------------------
 
-    def _submit(self, stage: Callable[[Any], Any], convert: Callable[[Any], Any] = lambda r: r) -> asyncio.Future[Any]:
+    def _submit(
+        self, function: str, keys: list[str], args: list[Any], convert: Callable[[Any], Any] = lambda r: r
+    ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._accepting:
             future.set_exception(StoreUnavailable(f"redis store {self._where}: not started or already closed"))
         elif self._down is not None:
             future.set_exception(self._unavailable())
         else:
-            self._pending.append(_Op(stage, convert, future))
+            self._pending.append(_Op(function, keys, args, convert, future))
             assert self._wake is not None
             self._wake.set()
         return future
@@ -446,17 +486,24 @@ class RedisStore(StreamStore):
             return
         assert self._client is not None
         pipe = self._client.pipeline(transaction=False)
+        sent = time.monotonic()
+        deadline = int((sent + self._clock_offset + self.timeout) * 1000)  # ms, Redis' clock
         for op in batch:
-            op.stage(pipe)
+            pipe.fcall(op.function, len(op.keys), *op.keys, *op.args, deadline)
         try:
             replies = await pipe.execute(raise_on_error=False)
         except _DOWN_ERRORS as error:
-            # The pipeline may have been applied in part: those writes are stored but never
-            # acknowledged (a client retries them; the promise is about acknowledged writes).
+            # Timed out, or the connection broke: any write of the batch may still sit in Redis'
+            # input (e.g. Redis is paused). Answer "failed" only once the deadline has passed, so
+            # none can be applied after. (Writes applied before the connection broke are stored
+            # though never acknowledged; see the README's guarantees.)
             self._mark_down(error)
+            if isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) or not await self._process_gone():
+                await self._until_past(sent)
             _fail(batch, self._unavailable())
             return
         except Exception as error:  # noqa: BLE001 - a bug must not leave writers waiting
+            await self._until_past(sent)
             _fail(batch, StoreUnavailable(f"redis store {self._where}: {error!r}"))
             return
         reload = False
@@ -476,6 +523,31 @@ class RedisStore(StreamStore):
             with contextlib.suppress(Exception):
                 await self._client.function_load(LUA, replace=True)
 
+    async def _process_gone(self) -> bool:
+        """After a broken connection: whether the Redis process we wrote to is no more (nothing
+        refuses a connection, or another process answers), so no write it had not applied ever will
+        be, and a failure can be answered at once. When unsure (e.g. it does not answer): False."""
+        probe = aioredis.from_url(
+            self.url, socket_connect_timeout=min(1.0, self.connect_timeout), socket_timeout=1.0,
+            retry=Retry(NoBackoff(), 0), health_check_interval=0,
+        )
+        try:
+            run_id = (await probe.info("server")).get("run_id")
+        except RedisConnectionError as error:
+            return isinstance(error.__cause__ or error.__context__, ConnectionRefusedError) or "refused" in str(error)
+        except Exception:  # noqa: BLE001 - a timeout or anything else: unsure
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await probe.aclose()
+        return run_id is not None and run_id != self._run_id
+
+    async def _until_past(self, sent: float) -> None:
+        """Wait until the deadline of writes sent at `sent` (monotonic) has passed in Redis' clock."""
+        wait = sent + self.timeout + DEADLINE_MARGIN - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
     # --- writes -----------------------------------------------------------------------------------
 
     def _append(self, kind: str, topic: str, stream_id: str, items: list[tuple[int, bytes]]) -> Awaitable[int]:
@@ -486,7 +558,7 @@ class RedisStore(StreamStore):
         for ts, data in items:
             args.append(ts)
             args.append(data)
-        return self._submit(lambda pipe: pipe.fcall("hub_append", len(keys), *keys, *args), int)
+        return self._submit("hub_append", keys, args, int)
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
         return self._append(
@@ -499,7 +571,7 @@ class RedisStore(StreamStore):
     def _stream_call(self, function: str, topic: str, stream_id: str, *extra: Any) -> Awaitable[StreamInfo]:
         keys = self._stream_keys(topic, stream_id)
         args = [topic, stream_id, repr(time.time()), *extra]
-        return self._submit(lambda pipe: pipe.fcall(function, len(keys), *keys, *args), _info)
+        return self._submit(function, keys, args, _info)
 
     def put_properties(
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
@@ -524,7 +596,7 @@ class RedisStore(StreamStore):
         key = f"{self.prefix}/q/{topic}"
         encoded = [_dumps([r.stream_id, r.line, r.reason, r.raw, r.received_at]) for r in rows]
 
-        return self._submit(lambda pipe: pipe.fcall("hub_quarantine", 1, key, *encoded), int)
+        return self._submit("hub_quarantine", [key], encoded, int)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -625,12 +697,14 @@ class RedisStore(StreamStore):
 
     # --- idempotency ------------------------------------------------------------------------------
 
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         record_key = self._idempotency_key(scope, key)
-        pending = _record_value(fingerprint, None, b"")
+        pending = _record_value(fingerprint, None, attempt.encode())
         lease_ms = max(1, int(lease * 1000))
         return self._submit(
-            lambda pipe: pipe.fcall("hub_claim", 1, record_key, pending, lease_ms),
+            "hub_claim", [record_key], [pending, lease_ms],
             lambda reply: None if reply is None else _record(reply),
         )
 
@@ -639,12 +713,12 @@ class RedisStore(StreamStore):
     ) -> Awaitable[None]:
         record_key = self._idempotency_key(scope, key)
         value = _record_value(fingerprint, status, body)
-        return self._submit(lambda pipe: pipe.set(record_key, value, px=max(1, int(ttl * 1000))), lambda _: None)
+        return self._submit("hub_finish", [record_key], [value, max(1, int(ttl * 1000))], lambda _: None)
 
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
         record_key = self._idempotency_key(scope, key)
-        pending = _record_value(fingerprint, None, b"")
-        return self._submit(lambda pipe: pipe.fcall("hub_release", 1, record_key, pending), lambda _: None)
+        pending = _record_value(fingerprint, None, attempt.encode())
+        return self._submit("hub_release", [record_key], [pending], lambda _: None)
 
     # --- retention --------------------------------------------------------------------------------
 

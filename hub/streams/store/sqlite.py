@@ -24,7 +24,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,10 @@ from .parameter_rows import join_rows, split_rows
 from .retention import KEEP_EVERYTHING, Retention, trim_every
 
 T = TypeVar("T")
+
+#: Streams each in-process cache of the store remembers at most (~300-400 B an entry); see
+#: `_open_keys` and `_touched` for what happens at the bound.
+MAX_CACHED_STREAMS = 10_000
 
 # OFF is refused: it can corrupt the database on power loss, not just lose the last commits.
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
@@ -174,11 +178,19 @@ def _dumps(value: Any) -> str:
 
 class SqliteStore(StreamStore):
     def __init__(
-        self, path: str, synchronous: str = "FULL", retention: Retention = KEEP_EVERYTHING, trim_interval: float = 60.0
+        self,
+        path: str,
+        synchronous: str = "FULL",
+        retention: Retention = KEEP_EVERYTHING,
+        trim_interval: float = 60.0,
+        *,
+        max_cached_streams: int = MAX_CACHED_STREAMS,
     ):
         level = synchronous.upper()
         if level not in SYNCHRONOUS_LEVELS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, not {synchronous!r}")
+        if max_cached_streams < 1:
+            raise ValueError(f"max_cached_streams must be at least 1, not {max_cached_streams!r}")
         self.path = path
         self.synchronous = level
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
@@ -194,12 +206,21 @@ class SqliteStore(StreamStore):
         self.trim_interval = trim_interval
         self.changes = ChangeFeed()
         self._trimmer: asyncio.Task[None] | None = None
-        self._touched: set[int] = set()  # stream keys written since the last count-retention pass (writer thread)
+        self.max_cached_streams = max_cached_streams
+        # Stream keys written since the last count-retention pass (writer thread). Bound: at most
+        # max_cached_streams; before a write would add one more, the streams already in it are
+        # trimmed at once (in that write's transaction) and it is emptied, so retention stays exact.
+        # `_trim_all` stands for "every stream" (after a start, or when a transaction holding a trim
+        # was rolled back): the next pass walks the streams table instead, holding nothing in memory.
+        self._touched: set[int] = set()
+        self._trim_all = False
+        self._trims = 0  # count-retention trims run (writer thread): tells whether a rollback undid one
         # Streams a data write left open, by (topic, stream id) -> key (writer thread): a data write
         # to one of them needs no SELECT first. Filled as writes are applied, before their commit, so
         # cleared whenever a write or a batch is rolled back (it may have created the stream); an
-        # entry is dropped when its stream is closed.
-        self._open_keys: dict[tuple[str, str], int] = {}
+        # entry is dropped when its stream is closed. Bound: max_cached_streams, least recently
+        # written first out; a write to an evicted stream looks its key up again (one SELECT).
+        self._open_keys: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._last_arrival_mark = 0.0  # writer thread
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -209,8 +230,8 @@ class SqliteStore(StreamStore):
         self._accepting = True
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
-        if self.retention.max_count is not None:
-            await self._submit(self._mark_all_touched)  # a restart must trim streams written before it
+        # a restart must trim streams written before it
+        self._trim_all = self.retention.max_count is not None
         self._trimmer = asyncio.create_task(trim_every(self, self.trim_interval))
 
     def _open(self) -> None:
@@ -314,15 +335,21 @@ class SqliteStore(StreamStore):
 
     def _apply_batch(self, conn: sqlite3.Connection, writes: list[_Write]) -> None:
         outcomes: list[tuple[_Write, Any, BaseException | None]] = []
+        trims_before_batch = self._trims
         try:
             conn.execute("BEGIN IMMEDIATE")
             for write in writes:
+                if len(self._touched) >= self.max_cached_streams:
+                    self._trim_counts(conn)  # outside the write's savepoint: its failure cannot undo it
+                trims_before = self._trims
                 conn.execute("SAVEPOINT op")
                 try:
                     result = write.apply(conn)
                 except Exception as error:
                     conn.execute("ROLLBACK TO op")
                     self._open_keys.clear()
+                    if self._trims != trims_before:
+                        self._trim_all = True  # the trim it ran is undone: redo it for every stream
                     outcomes.append((write, None, _store_error(error)))
                 else:
                     outcomes.append((write, result, None))
@@ -332,6 +359,8 @@ class SqliteStore(StreamStore):
             self._commit(conn)
         except sqlite3.Error as error:
             self._open_keys.clear()
+            if self._trims != trims_before_batch:
+                self._trim_all = True
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
@@ -341,6 +370,8 @@ class SqliteStore(StreamStore):
             outcomes = [(w, None, failure) for w in writes]
         except BaseException as error:  # not ours to handle, but first answer this batch's writers
             self._open_keys.clear()
+            if self._trims != trims_before_batch:
+                self._trim_all = True
             _settle([(w, None, StoreUnavailable(f"sqlite writer stopped: {error!r}")) for w in writes])
             raise
         _settle(outcomes)
@@ -367,11 +398,15 @@ class SqliteStore(StreamStore):
     def _data_stream(self, conn: sqlite3.Connection, topic: str, stream_id: str) -> tuple[int, bool]:
         """On the writer thread, for a data write (which leaves the stream open): the stream's key,
         and whether the write creates or reopens it."""
-        key = self._open_keys.get((topic, stream_id))
+        cache = self._open_keys
+        key = cache.get((topic, stream_id))
         if key is not None:
+            cache.move_to_end((topic, stream_id))
             return key, False
         key, changed = _ensure_stream_changed(conn, topic, stream_id)
-        self._open_keys[(topic, stream_id)] = key
+        cache[(topic, stream_id)] = key
+        if len(cache) > self.max_cached_streams:
+            cache.popitem(last=False)  # the least recently written: its next write SELECTs its key
         return key, changed
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
@@ -385,7 +420,8 @@ class SqliteStore(StreamStore):
             )
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             _touch(conn, key, now, [e.timestamp for e in events], events=len(events))
-            self._touched.add(key)
+            if self.retention.max_count is not None:
+                self._touched.add(key)
             info = _stream_info(conn, key) if changed else None
             return _Published(len(events), lambda: self._publish_data(topic, stream_id, info, "events", events, last))
 
@@ -402,7 +438,8 @@ class SqliteStore(StreamStore):
             )
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             _touch(conn, key, now, data.timestamps, rows=data.rows)
-            self._touched.add(key)
+            if self.retention.max_count is not None:
+                self._touched.add(key)
             info = _stream_info(conn, key) if changed else None
             return _Published(data.rows, lambda: self._publish_data(topic, stream_id, info, "parameters", data, last))
 
@@ -582,7 +619,9 @@ class SqliteStore(StreamStore):
 
     # --- idempotency ------------------------------------------------------------------------------
 
-    def claim_idempotency(self, scope: str, key: str, fingerprint: str, lease: float) -> Awaitable[IdempotencyRecord | None]:
+    def claim_idempotency(
+        self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
+    ) -> Awaitable[IdempotencyRecord | None]:
         def apply(conn: sqlite3.Connection) -> IdempotencyRecord | None:
             now = time.time()
             row = conn.execute(
@@ -593,8 +632,8 @@ class SqliteStore(StreamStore):
                 return IdempotencyRecord(row[0], row[1], bytes(row[2]))
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, status, body, expires)"
-                " VALUES (?, ?, ?, NULL, x'', ?)",
-                (scope, key, fingerprint, now + lease),
+                " VALUES (?, ?, ?, NULL, ?, ?)",
+                (scope, key, fingerprint, attempt.encode(), now + lease),
             )
             return None
 
@@ -611,19 +650,40 @@ class SqliteStore(StreamStore):
 
         return self._submit(apply)
 
-    def release_idempotency(self, scope: str, key: str, fingerprint: str) -> Awaitable[None]:
+    def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND fingerprint = ? AND status IS NULL",
-                (scope, key, fingerprint),
+                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND fingerprint = ? AND status IS NULL AND body = ?",
+                (scope, key, fingerprint, attempt.encode()),
             )
 
         return self._submit(apply)
 
     # --- retention --------------------------------------------------------------------------------
 
-    def _mark_all_touched(self, conn: sqlite3.Connection) -> None:
-        self._touched.update(key for (key,) in conn.execute("SELECT key FROM streams"))
+    def cache_sizes(self) -> dict[str, int]:
+        return {"open streams": len(self._open_keys), "touched streams": len(self._touched)}
+
+    def _trim_counts(self, conn: sqlite3.Connection) -> None:
+        """Count retention (writer thread, in the current transaction) for the touched streams, or
+        for every stream when `_trim_all`; empties the touched set."""
+        keep = self.retention.max_count
+        if keep is not None:
+            if self._trim_all:
+                keys: Iterable[int] = _every_stream_key(conn)
+            else:
+                keys = self._touched
+            for key in keys:
+                for table in ("events", "parameter_rows"):
+                    # the index on (stream) ends with seq: OFFSET walks it from the newest
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE stream = :key AND seq <= (SELECT seq FROM {table}"
+                        " WHERE stream = :key ORDER BY seq DESC LIMIT 1 OFFSET :keep)",
+                        {"key": key, "keep": keep},
+                    )
+            self._trims += 1
+        self._touched = set()
+        self._trim_all = False
 
     async def trim(self, now: float | None = None) -> None:
         """One retention pass, as an operation on the writer thread (between two transactions'
@@ -645,15 +705,7 @@ class SqliteStore(StreamStore):
                     conn.execute("DELETE FROM parameter_rows WHERE seq <= ?", (row[1],))
                     conn.execute("DELETE FROM arrivals WHERE at < ?", (cutoff,))
             if retention.max_count is not None:
-                touched, self._touched = self._touched, set()
-                for key in touched:
-                    for table in ("events", "parameter_rows"):
-                        # the index on (stream) ends with seq: OFFSET walks it from the newest
-                        conn.execute(
-                            f"DELETE FROM {table} WHERE stream = :key AND seq <= (SELECT seq FROM {table}"
-                            " WHERE stream = :key ORDER BY seq DESC LIMIT 1 OFFSET :keep)",
-                            {"key": key, "keep": retention.max_count},
-                        )
+                self._trim_counts(conn)
 
         await self._submit(apply)
 
@@ -701,6 +753,17 @@ def _ensure_stream_changed(conn: sqlite3.Connection, topic: str, stream_id: str)
     if row is not None:
         return int(row[0]), row[1] == "closed"
     return _ensure_stream(conn, topic, stream_id), True
+
+
+def _every_stream_key(conn: sqlite3.Connection, chunk: int = 1000) -> Iterable[int]:
+    """Every stream's key, read a chunk at a time so that memory does not grow with the streams."""
+    after = 0
+    while True:
+        keys = [k for (k,) in conn.execute("SELECT key FROM streams WHERE key > ? ORDER BY key LIMIT ?", (after, chunk))]
+        yield from keys
+        if len(keys) < chunk:
+            return
+        after = keys[-1]
 
 
 def _copy_info(info: StreamInfo) -> StreamInfo:
