@@ -16,7 +16,7 @@ from typing import Sequence
 import uvicorn
 
 from .app import build_app
-from .auth import generated_token, load_token_file
+from .auth import generated_token, load_token_file, token_path
 from .config import Settings, parse_settings
 from .logs import configure_logging
 
@@ -50,10 +50,15 @@ def _tokens(settings: Settings) -> list[str]:
     if tokens or settings.allow_anonymous:
         return tokens
     token, created = generated_token(settings.data_dir)
+    path = token_path(settings.data_dir)
+    if not created:
+        # Under systemd or Docker stdout is the log: the token is shown once, when it is made.
+        print(f"Using the hub's access token kept in {path} (read it there).", flush=True)
+        return [token]
     base = f"http://{settings.host}:{settings.port}"
-    # stdout, once, never through the logger: the logger must never see a token.
+    # stdout, this once, never through the logger: the logger must never see a token.
     print(
-        f"{'Generated' if created else 'Using'} the hub's access token (kept in {settings.data_dir}/token):\n"
+        f"Generated the hub's access token (kept in {path}; later starts will not print it):\n"
         f"  {token}\n"
         f"Try it:\n"
         f"  curl -H 'Authorization: Bearer {token}' {base}/topics\n",
