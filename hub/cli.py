@@ -27,6 +27,7 @@ class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain):
         super().__init__(config)
         self._drain = drain
+        self._shutdown_timeout = config.timeout_graceful_shutdown or 0.0
         self._draining: asyncio.Task | None = None
 
     def handle_exit(self, sig, frame) -> None:  # called from the signal handler, loop running
@@ -37,9 +38,14 @@ class GracefulServer(uvicorn.Server):
 
     async def _drain_then_exit(self, sig, frame) -> None:
         log.info("shutting down: finishing in-flight work")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._shutdown_timeout
         try:
             await self._drain()
         finally:
+            # uvicorn then waits for the requests still open only for what is left of the same
+            # timeout (not a second one) before cancelling them: SIGTERM to exit stays within it.
+            self.config.timeout_graceful_shutdown = max(0.0, deadline - loop.time())  # type: ignore[assignment]
             super().handle_exit(sig, frame)
 
 
