@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import logging.config
+import resource
 import sys
 from typing import Sequence
 
@@ -18,6 +19,7 @@ import uvicorn
 from .app import build_app
 from .auth import generated_token, load_token_file, token_path
 from .config import Settings, parse_settings
+from .http_edge import http_protocol_class
 from .logs import configure_logging
 
 log = logging.getLogger("hub")
@@ -91,11 +93,34 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft open-files limit to its hard limit (every connection is a file; a
+    soft limit of 1,024 is common and far below what one hub holds). Returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # Linux refuses more than fs.nr_open
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = 1_048_576
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("open-files limit stays %d: raising it to %d failed: %s", soft, target, exc)
+        return soft
+    log.info("open-files limit raised from %d to %d (the hard limit)", soft, target)
+    return target
+
+
 def serve(settings: Settings, sockets: list | None = None) -> int:
     """`sockets`: listen on these (already bound) instead of host:port, e.g. one SO_REUSEPORT socket
     per process when several hub processes share a port (bench/multihub.py)."""
     log_config = configure_logging(settings.log_level)
     logging.config.dictConfig(log_config)
+    raise_open_files_limit()
     tokens = _tokens(settings)
     if settings.allow_anonymous:
         log.warning("ANONYMOUS ACCESS IS ON: anyone who can reach %s:%s can read and write", settings.host, settings.port)
@@ -105,6 +130,8 @@ def serve(settings: Settings, sockets: list | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_config=log_config,
+        # request head bounded (431), header timeout, idle timeout before the first request: hub/http_edge.py
+        http=http_protocol_class(settings.http, settings.header_timeout),
         ws="websockets-sansio",
         ws_max_size=max(16 * 1024 * 1024, 2 * settings.max_message_size),
         ws_ping_interval=None,  # SignalR has its own keep-alive
