@@ -262,25 +262,26 @@ def test_a_healthy_client_is_served_while_2000_slow_connections_are_open(hub_ser
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
     # the hub starts with a common soft limit of 1,024 (systemd's default): it must raise its own
     with open_files_soft_limit(1024):
-        server = hub_server("--header-timeout", "4")
+        server = hub_server("--header-timeout", "6")
     assert "open-files limit raised from 1024" in server.stderr_text()
     slow: list[socket.socket] = []
+    first_opened = time.monotonic()
     try:
         for i in range(2000):
             sock = socket.create_connection((server.host, server.port), timeout=5)
             if i % 2:
                 sock.sendall(b"GET /health HTTP/1.1\r\nX-Slow: ")  # half a head; the rest never comes
             slow.append(sock)
-        opened = time.monotonic()
         with server.http(timeout=2) as client:
             started = time.monotonic()
             assert client.get("/health").status_code == 200
             negotiated = client.post("/hub/negotiate", params={"negotiateVersion": 1})
             assert negotiated.status_code == 200, negotiated.text
             assert time.monotonic() - started < 2
-        assert time.monotonic() - opened < 4, "the slow connections were timed out before the check: too slow a run"
-        # and every slow one is closed by the hub after its header timeout
-        still_open = wait_closed(slow, opened + 4 + 6 - time.monotonic())
+        # (silent ones go after uvicorn's 5 s keep-alive timeout, the others after the 6 s header timeout)
+        assert time.monotonic() - first_opened < 5, "the check came after the slow connections were closed: too slow a run"
+        # and every slow one is closed by the hub
+        still_open = wait_closed(slow, first_opened + 6 + 6 - time.monotonic())
         assert not still_open, f"{len(still_open)} of 2000 slow connections still open 6 s past the header timeout"
     finally:
         for s in slow:
