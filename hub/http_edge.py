@@ -131,8 +131,11 @@ if HttpToolsProtocol is not None:
                 super().data_received(data)
             else:
                 room = MAX_HEAD_BYTES - self._head_bytes
-                if len(data) <= room:
-                    self._head_bytes += len(data)
+                # The head's end (its empty line; not empty lines before a request, which the parser
+                # skips) within its room: all of the head is in and within the bound, so the whole
+                # read goes to the parser uncut (a body usually follows).
+                if len(data) <= room or (data[:1] not in b"\r\n" and data.find(b"\r\n\r\n", 0, room) != -1):
+                    self._head_bytes += min(len(data), room)
                     super().data_received(data)
                 else:
                     self._feed_past_bound(data, room)
