@@ -120,11 +120,11 @@ def test_request_head_over_16_kib_is_refused_with_431(hub_server, parser):
                     sock.sendall(raw[i : i + 1000])
             status, _, body = read_response(sock)
             assert (status, json.loads(body)) == (431, ERROR_431)
-    # whole in one write, after the empty lines a parser skips before a request
+    # whole in one write, after the empty lines httptools skips before a request (h11 refuses them: 400)
     with connect(server) as sock:
         sock.sendall(b"\r\n\r\n" + request("/health", size=4 * MAX_HEAD))
         status, _, body = read_response(sock)
-        assert (status, json.loads(body)) == (431, ERROR_431)
+        assert status == (431 if parser == "httptools" else 400), (status, body)
     with server.http() as client:  # and the hub goes on
         assert client.get("/health").status_code == 200
 
