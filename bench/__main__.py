@@ -261,6 +261,8 @@ def idle(opts) -> dict:
 def http(opts) -> dict:
     runs: dict[str, list[dict]] = {}
     cases = [("hub", "memory"), ("floor", "memory")] + [("hub", s) for s in opts.stores if s != "memory"]
+    if opts.baseline:
+        cases.append(("baseline", "memory"))
     for rep in range(opts.repeat):
         for kind, store in (cases if rep % 2 == 0 else list(reversed(cases))):
             name = kind if store == "memory" else f"{kind}/{store}"
@@ -279,10 +281,14 @@ def http(opts) -> dict:
                          ("requests_per_s", "events_per_s", "events_per_cpu_s", "server_cpu", "p50_ms", "p99_ms")}
         summary[kind]["errors"] = sum(r["errors"] for r in rs)
     hub, floor = summary["hub"], summary["floor"]
+    ratios = {"vs_floor.events_per_s": _ratio(hub["events_per_s"], floor["events_per_s"]),
+              "vs_floor.events_per_cpu_s": _ratio(hub["events_per_cpu_s"], floor["events_per_cpu_s"])}
+    if "baseline" in summary:
+        for per in ("events_per_s", "events_per_cpu_s"):
+            ratios[f"vs_baseline.{per}"] = _ratio(hub[per], summary["baseline"][per])
     return {"scenario": "http", "format": "ndjson", "batch": opts.http_batch, "connections": opts.connections,
             "cases": summary,
-            "ratios": {"vs_floor.events_per_s": _ratio(hub["events_per_s"], floor["events_per_s"]),
-                       "vs_floor.events_per_cpu_s": _ratio(hub["events_per_cpu_s"], floor["events_per_cpu_s"])},
+            "ratios": ratios,
             "targets": {"http_vs_floor": TARGETS["http_vs_floor"]}}
 
 

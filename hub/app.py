@@ -20,6 +20,7 @@ Everything writes through one IngestionService (hub/streams/service.py) into one
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import AsyncIterator
 
@@ -90,13 +91,13 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
     drained = False
 
     async def drain() -> None:
-        """Graceful shutdown, before the server stops: finish in-flight work, tell clients to reconnect."""
+        """Graceful shutdown, before the server stops: finish in-flight work, tell clients to reconnect.
+        The steps run side by side, so --shutdown-timeout bounds them all, not each in turn."""
         nonlocal drained
         if not drained:
             drained = True
-            for endpoint in endpoints:
-                await endpoint.shutdown(settings.shutdown_timeout)
-            await acks.drain(settings.shutdown_timeout)
+            timeout = settings.shutdown_timeout
+            await asyncio.gather(*(endpoint.shutdown(timeout) for endpoint in endpoints), acks.drain(timeout))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

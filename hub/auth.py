@@ -71,10 +71,15 @@ def load_token_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def token_path(data_dir: str) -> Path:
+    """Where the generated token is kept."""
+    return Path(data_dir) / "token"
+
+
 def generated_token(data_dir: str) -> tuple[str, bool]:
     """The hub's own token, kept in data_dir so a restart does not lock reconnecting clients out.
     Returns (token, created_now)."""
-    path = Path(data_dir) / "token"
+    path = token_path(data_dir)
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if token:

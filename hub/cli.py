@@ -10,14 +10,16 @@ import asyncio
 import gc
 import logging
 import logging.config
+import resource
 import sys
 from typing import Sequence
 
 import uvicorn
 
 from .app import build_app
-from .auth import generated_token, load_token_file
-from .config import Settings, parse_settings
+from .auth import generated_token, load_token_file, token_path
+from .config import Settings, default_max_connections, parse_settings
+from .http_edge import http_protocol_class
 from .logs import configure_logging
 
 log = logging.getLogger("hub")
@@ -27,6 +29,7 @@ class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain):
         super().__init__(config)
         self._drain = drain
+        self._shutdown_timeout = config.timeout_graceful_shutdown or 0.0
         self._draining: asyncio.Task | None = None
 
     def handle_exit(self, sig, frame) -> None:  # called from the signal handler, loop running
@@ -37,9 +40,14 @@ class GracefulServer(uvicorn.Server):
 
     async def _drain_then_exit(self, sig, frame) -> None:
         log.info("shutting down: finishing in-flight work")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._shutdown_timeout
         try:
             await self._drain()
         finally:
+            # uvicorn then waits for the requests still open only for what is left of the same
+            # timeout (not a second one) before cancelling them: SIGTERM to exit stays within it.
+            self.config.timeout_graceful_shutdown = max(0.0, deadline - loop.time())  # type: ignore[assignment]
             super().handle_exit(sig, frame)
 
 
@@ -50,10 +58,15 @@ def _tokens(settings: Settings) -> list[str]:
     if tokens or settings.allow_anonymous:
         return tokens
     token, created = generated_token(settings.data_dir)
+    path = token_path(settings.data_dir)
+    if not created:
+        # Under systemd or Docker stdout is the log: the token is shown once, when it is made.
+        print(f"Using the hub's access token kept in {path} (read it there).", flush=True)
+        return [token]
     base = f"http://{settings.host}:{settings.port}"
-    # stdout, once, never through the logger: the logger must never see a token.
+    # stdout, this once, never through the logger: the logger must never see a token.
     print(
-        f"{'Generated' if created else 'Using'} the hub's access token (kept in {settings.data_dir}/token):\n"
+        f"Generated the hub's access token (kept in {path}; later starts will not print it):\n"
         f"  {token}\n"
         f"Try it:\n"
         f"  curl -H 'Authorization: Bearer {token}' {base}/topics\n",
@@ -80,11 +93,37 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft open-files limit to its hard limit (every connection is a file; a
+    soft limit of 1,024 is common and far below what one hub holds). Returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # Linux refuses more than fs.nr_open
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = 1_048_576
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("open-files limit stays %d: raising it to %d failed: %s", soft, target, exc)
+        return soft
+    log.info("open-files limit raised from %d to %d (the hard limit)", soft, target)
+    return target
+
+
 def serve(settings: Settings, sockets: list | None = None) -> int:
     """`sockets`: listen on these (already bound) instead of host:port, e.g. one SO_REUSEPORT socket
     per process when several hub processes share a port (bench/multihub.py)."""
     log_config = configure_logging(settings.log_level)
     logging.config.dictConfig(log_config)
+    raise_open_files_limit()
+    if settings.max_connections is None:  # after raising the open-files limit it is computed from
+        settings.max_connections = default_max_connections()
+    log.info("at most %d SignalR connections (--max-connections)", settings.max_connections)
     tokens = _tokens(settings)
     if settings.allow_anonymous:
         log.warning("ANONYMOUS ACCESS IS ON: anyone who can reach %s:%s can read and write", settings.host, settings.port)
@@ -94,6 +133,8 @@ def serve(settings: Settings, sockets: list | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_config=log_config,
+        # request head bounded (431), header timeout, idle timeout before the first request: hub/http_edge.py
+        http=http_protocol_class(settings.http, settings.header_timeout),
         ws="websockets-sansio",
         ws_max_size=max(16 * 1024 * 1024, 2 * settings.max_message_size),
         ws_ping_interval=None,  # SignalR has its own keep-alive

@@ -26,6 +26,8 @@ class Settings:
     max_message_size: int = 1_048_576
     max_body_size: int = 10_485_760
     shutdown_timeout: float = 10.0
+    header_timeout: float = 10.0  # seconds a connection has to send a complete request head
+    http: str = "auto"  # the HTTP/1.1 parser: auto (httptools if installed) | httptools | h11
     poll_timeout: float = 90.0
     transports: list[str] = field(default_factory=lambda: ["WebSockets", "ServerSentEvents", "LongPolling"])
     cors_origins: list[str] = field(default_factory=list)
@@ -83,6 +85,12 @@ def _retention(text: str) -> str:
     return text
 
 
+def _http_implementation(text: str) -> str:
+    if text not in ("auto", "httptools", "h11"):
+        raise argparse.ArgumentTypeError(f"expected auto, httptools or h11, got {text!r}")
+    return text
+
+
 # (flag, type, help). The env name is HUB_ + the flag upper-cased with dashes as underscores.
 _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("host", str, "address to listen on"),
@@ -99,6 +107,8 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("max-message-size", _positive(int), "largest SignalR message in bytes"),
     ("max-body-size", _positive(int), "largest HTTP request body in bytes (413 above)"),
     ("shutdown-timeout", _positive(float), "seconds a graceful shutdown waits for in-flight work"),
+    ("header-timeout", _positive(float), "seconds a connection has to send a complete request head before it is closed"),
+    ("http", _http_implementation, "HTTP/1.1 parser: auto (httptools when installed) | httptools | h11"),
     ("poll-timeout", _positive(float), "seconds a long poll waits for data before answering with none"),
     ("rate-limit", _positive(float), "requests per second per token and topic (off by default)"),
     ("retention", _retention, "keep data by age and/or count per stream, e.g. 7d, 100000, 7d,100000"),

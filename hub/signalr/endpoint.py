@@ -164,12 +164,20 @@ class HubEndpoint:
         self.keepalive.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
-    async def shutdown(self, timeout: float) -> None:
-        """Finish in-flight invocations (bounded), then tell every client it may reconnect."""
+    async def shutdown(self, timeout: float, goodbye_timeout: float = 0.3) -> None:
+        """Finish in-flight invocations (for at most `timeout` s), then tell every client it may
+        reconnect (for at most `goodbye_timeout` s more: a client that does not read its socket
+        cannot hold the shutdown; its Close is abandoned)."""
         self.stopping = True  # from now on new connections are refused: clients retry, and find the next server
         connections = list(self.keepalive.connections)
         await asyncio.gather(*(c.drain(timeout) for c in connections), return_exceptions=True)
-        await asyncio.gather(*(c.close(allow_reconnect=True) for c in connections), return_exceptions=True)
+        goodbyes = [asyncio.ensure_future(c.close(allow_reconnect=True)) for c in connections]
+        if goodbyes:
+            done, late = await asyncio.wait(goodbyes, timeout=goodbye_timeout)
+            for task in late:
+                task.cancel()
+            for task in done:
+                task.exception()  # retrieved: a client gone meanwhile is no error here
         await self.keepalive.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
