@@ -355,6 +355,13 @@ class HubConnection:
             finally:
                 self._outbox.written(batch)
 
+    async def _flush_all(self) -> None:
+        """What the running flush is writing, then the rest: one writer at a time keeps the order."""
+        flushing = self._flushing
+        if flushing is not None:
+            await asyncio.wait((flushing,))  # neither its error nor its cancellation is ours
+        await self._flush()
+
     async def _send_raw(self, data: str | bytes) -> None:
         async with self._send_lock:
             try:
@@ -510,9 +517,11 @@ class HubConnection:
         # What was queued (a Close among it) goes out before the transport ends, unless the client
         # does not read: then it is given up after GOODBYE_TIMEOUT.
         try:
-            await asyncio.wait_for(self._flush(), GOODBYE_TIMEOUT)
+            await asyncio.wait_for(self._flush_all(), GOODBYE_TIMEOUT)
         except asyncio.TimeoutError:
             log.info("connection %s: the client does not read; closing without its last messages", self.log_id)
+            if self._flushing is not None:
+                self._flushing.cancel()
         self._outbox.clear()
         self.state = State.CLOSED
         await self.transport.close()
