@@ -9,40 +9,20 @@ sans-I/O (bytes in, bytes out), tested with plain bytes; read_body is the thin a
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..signalr.protocols.json import BELOW_INT64, StdlibJson
 from ..streams.service import LenientRows
 from .errors import ApiError
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400 parses as inf
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
-def exact_loads(data: bytes) -> Any:
-    """The standard module, as strict as orjson (no NaN, no infinity, no BOM, no lone surrogate),
-    with integers of any size kept exact."""
-    value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
-    if b"\\u" in data:  # only an escape can make a lone surrogate: raises UnicodeEncodeError, a ValueError
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    return value
-
-
-# Every integer literal that a double rounds to -2^63 while it is below it (-2^63 - 1 down to
-# -2^63 - 1024) starts with these digits, and orjson would read it as that float, an int64.
-_BELOW_INT64 = b"-922337203685477"
+# The SignalR JSON protocol's strict reader serves HTTP bodies too: the standard module, as strict as
+# orjson (no NaN, no infinity, no BOM, no lone surrogate), with integers of any size kept exact.
+exact_loads = StdlibJson().loads
 
 try:  # orjson: several times faster than the standard library on large event lists
     import orjson
@@ -51,7 +31,7 @@ try:  # orjson: several times faster than the standard library on large event li
         return orjson.dumps(value)
 
     def loads(data: bytes) -> Any:
-        if _BELOW_INT64 in data:  # read exactly, so that -2^63 - 1 stays outside int64 (and is refused)
+        if BELOW_INT64 in data:  # read exactly, so that -2^63 - 1 stays outside int64 (and is refused)
             return exact_loads(data)
         return orjson.loads(data)
 
