@@ -46,6 +46,18 @@ class _HeadGuard:
 
     header_timeout: float = 10.0  # set by http_protocol_class()
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard_init()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._start_timers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._guard_lost()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _guard_init(self) -> None:
         self._head_timer: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -111,18 +123,9 @@ if HttpToolsProtocol is not None:
 
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            self._guard_init()
             self._reading_head = True  # between a message's end (or the start) and its headers' end
             self._head_bytes = 0  # bytes fed while reading this head
             self._head_begun = False
-
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._start_timers()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._guard_lost()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
@@ -231,15 +234,6 @@ class BoundedH11Protocol(_HeadGuard, H11Protocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.conn = HeadBoundedConnection(MAX_HEAD_BYTES)
-        self._guard_init()
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._start_timers()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._guard_lost()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
