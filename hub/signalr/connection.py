@@ -54,7 +54,7 @@ from .protocols import PROTOCOLS
 from .protocols.base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
 from .outbox import Outbox, Queued
 from .stateful import DEFAULT_BUFFER_LIMIT, StatefulPipe
-from .transports.base import Transport
+from .transports.base import GOODBYE_TIMEOUT, Transport
 
 log = logging.getLogger("hub.signalr")
 
@@ -74,11 +74,6 @@ class SignalROptions:
     max_send_queue_bytes: int = 16 * 1024 * 1024  # the same, in encoded bytes
     max_streams: int = 100  # stream invocations (uploads and downloads) open at once on one connection
     max_invocations: int = 100  # invocations whose Completion is not queued yet, before reading stops
-
-
-#: How long a goodbye (the Close, then ending the transport) may wait for a client that does not read:
-#: Kestrel's grace before it aborts a response read too slowly (MinResponseDataRate) is 5 s too.
-GOODBYE_TIMEOUT = 5.0
 
 
 class Flag:

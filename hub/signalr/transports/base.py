@@ -11,6 +11,11 @@ from typing import ClassVar
 
 from ..protocols.base import TransferFormat
 
+#: How long ending a connection may wait to write its last frames to a client that does not read
+#: (a transport's `close`, the connection's Close message): Kestrel's grace before it aborts a
+#: response read too slowly (MinResponseDataRate) is 5 s too.
+GOODBYE_TIMEOUT = 5.0
+
 
 class Transport(ABC):
     name: ClassVar[str]

@@ -12,13 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocols.base import TransferFormat
-from .base import Transport
+from .base import GOODBYE_TIMEOUT, Transport
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 
 OPENING = b":\r\n"
-#: How long `close` waits to end the response for a client that does not read.
-CLOSE_TIMEOUT = 5.0
 HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -76,7 +74,7 @@ class ServerSentEventsTransport(Transport):
         try:
             # Bounded: a client that does not read never lets the end be written; the response is
             # then left unfinished and the server drops the socket.
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(GOODBYE_TIMEOUT):
                 async with self._lock:
                     await self._send({"type": "http.response.body", "body": b"", "more_body": False})
         except (OSError, RuntimeError, TimeoutError):

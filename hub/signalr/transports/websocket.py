@@ -7,7 +7,7 @@ import asyncio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..protocols.base import TransferFormat
-from .base import Transport
+from .base import GOODBYE_TIMEOUT, Transport
 
 
 class WebSocketTransport(Transport):
@@ -15,9 +15,6 @@ class WebSocketTransport(Transport):
     transfer_formats = frozenset({TransferFormat.TEXT, TransferFormat.BINARY})
 
     __slots__ = ("ws", "_closed", "reader", "reading", "abandoned")
-
-    #: How long `close` waits to write the close frame to a client that does not read.
-    CLOSE_TIMEOUT = 5.0
 
     def __init__(self, ws: WebSocket, reader: asyncio.Task | None = None):
         self.ws = ws
@@ -43,7 +40,7 @@ class WebSocketTransport(Transport):
             return
         self._closed = True
         try:
-            await asyncio.wait_for(self.ws.close(1000), self.CLOSE_TIMEOUT)
+            await asyncio.wait_for(self.ws.close(1000), GOODBYE_TIMEOUT)
         except asyncio.TimeoutError:
             # The client does not read, so no frame can be written: stop reading it too, and the
             # server drops the socket once the endpoint returns.
