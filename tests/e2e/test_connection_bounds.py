@@ -251,3 +251,30 @@ async def test_the_handshake_reply_is_binary_once_messagepack_is_chosen(shared_h
             with pytest.raises(ConnectionClosed):
                 while True:
                     assert isinstance(await asyncio.wait_for(ws.recv(), 5), bytes)
+
+
+# --- the same limits as the real @microsoft/signalr client meets them ---------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+async def test_the_node_client_meets_max_connections_and_max_streams_with_clear_errors(hub_server, node, protocol):
+    hub = hub_server("--store", "memory", "--max-connections", "2", "--max-streams-per-connection", "2")
+    spec = {"url": hub.hub_url, "token": hub.token, "protocol": protocol, "transport": "WebSockets",
+            "topic": "t", "streamId": "s", "goodEvent": make_events(1)[0], "connections": 3, "streams": 3}
+    out = await node.run_async("limits.mjs", spec)
+    assert [s["ok"] for s in out["starts"]] == [True, True, False], out
+    assert "503" in out["starts"][2]["error"], out  # negotiate refused, the client says so
+    assert out["streams"][:2] == [{"error": None}, {"error": None}], out
+    assert out["streams"][2]["error"] == "Too many streams on this connection (limit 2).", out
+    assert out["after"] == {"ok": True, "result": None}, out
+
+
+async def test_the_node_client_as_a_device_sending_an_origin_with_its_bearer_header(shared_hub, node):
+    """A device client that always sends an Origin, its token in the Authorization header: accepted
+    on every request, the WebSocket upgrade included."""
+    spec = {"url": shared_hub.hub_url, "token": shared_hub.token, "tokenMode": "header",
+            "headers": {"Origin": "http://device.invalid"}, "transport": "WebSockets",
+            "topic": "t", "streamId": "device", "goodEvent": make_events(1)[0]}
+    out = await node.run_async("limits.mjs", spec)
+    assert out["starts"] == [{"ok": True}], out
+    assert out["after"] == {"ok": True, "result": None}, out

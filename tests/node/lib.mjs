@@ -11,6 +11,7 @@
 //   transport    "WebSockets" | "ServerSentEvents" | "LongPolling" (default: negotiate picks)
 //   skipNegotiation  true to open the WebSocket directly
 //   statefulReconnect  true for withStatefulReconnect() (statefulBufferSize: its bufferSize)
+//   headers      more request headers (Node sends them on every request, the WebSocket upgrade included)
 //   trace        true to record the client's Trace log with message content
 //   timeoutMs    overall watchdog (default 20000)
 import signalR from "@microsoft/signalr";
@@ -57,6 +58,9 @@ export async function buildConnection(spec, { trace = [], label = "conn" } = {})
     options.headers = { Authorization: `Bearer ${spec.token}` };
   } else if (mode !== "none") {
     throw new Error(`driver: unknown tokenMode ${mode}`);
+  }
+  if (spec.headers) {  // more request headers (Node only), e.g. an Origin a device always sends
+    options.headers = { ...(options.headers ?? {}), ...spec.headers };
   }
   if (spec.transport) {
     options.transport = signalR.HttpTransportType[spec.transport];
