@@ -89,6 +89,9 @@ async def test_a_write_answered_failed_while_redis_is_paused_is_never_applied(ow
     try:
         assert await store.append_events(T, S, [Event("before", 1)]) == 1
         os.kill(own_redis.proc.pid, signal.SIGSTOP)  # Redis takes the writes into its socket, applies nothing
+        # Resumed after their deadline: Redis then reads the queued writes, all too late. (The hub
+        # answers them once Redis can tell it which it applied: none.)
+        resume = asyncio.get_running_loop().call_later(1.5, os.kill, own_redis.proc.pid, signal.SIGCONT)
         try:
             started = time.monotonic()
             writes = [
@@ -101,7 +104,8 @@ async def test_a_write_answered_failed_while_redis_is_paused_is_never_applied(ow
             assert all(isinstance(r, StoreUnavailable) for r in results), results
             assert time.monotonic() - started >= 0.5  # answered only once the deadline had passed
         finally:
-            os.kill(own_redis.proc.pid, signal.SIGCONT)  # now Redis reads the queued writes: all too late
+            resume.cancel()
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
         deadline = asyncio.get_running_loop().time() + 10
         while not await store.ready():
             assert asyncio.get_running_loop().time() < deadline, "the store did not reconnect"
@@ -156,5 +160,43 @@ async def test_writes_are_pipelined_in_call_order(redis_server) -> None:  # type
         pending = [store.append_events(T, S, [Event(f"e{i}", -i)]) for i in range(2000)]
         assert sum(await asyncio.gather(*pending)) == 2000
         assert [e.id for e in (await store.read_events(T, S, limit=5000)).items] == [f"e{i}" for i in range(2000)]
+    finally:
+        await store.close()
+
+
+async def test_writes_whose_replies_were_lost_are_answered_from_their_pipelines_outcome(own_redis) -> None:  # type: ignore[no-untyped-def]
+    """Redis froze after applying part of a pipeline and before its replies left: the hub then
+    reads the pipeline's outcome hash, written by each write in the same atomic call. The writes
+    applied get their true reply; the others, refused past their deadline, are answered failed."""
+    from hub.streams.store.redis import _Op
+
+    store = RedisStore(own_redis.url, timeout=0.3)
+    await store.start()
+    try:
+        loop = asyncio.get_running_loop()
+        captured: list[tuple] = []
+        submit = store._submit
+        store._submit = lambda function, keys, args, convert=lambda r: r: (  # type: ignore[method-assign]
+            captured.append((function, keys, args, convert)) or loop.create_future())
+        store.append_events(T, S, [Event("applied", 1)])
+        store.put_properties(T, S, StreamProperties(name="lap"))
+        store.append_events(T, S, [Event("lost", 2)])
+        store._submit = submit  # type: ignore[method-assign]
+        outcome = "hub/w/test/0"
+        client = store._client
+        assert client is not None
+        await client.hset(outcome, "-", "")
+        far = int((time.time() + 60) * 1000)
+        for i, (function, keys, args, _) in enumerate(captured[:2]):  # Redis applied these two, then froze
+            await client.fcall(function, len(keys) + 1, *keys, outcome, *args, i, far)
+        batch = [_Op(function, keys, args, convert, loop.create_future()) for function, keys, args, convert in captured]
+        await store._settle_from_outcome(batch, outcome, time.monotonic() - 1)
+        assert batch[0].future.result() == 1
+        info = batch[1].future.result()
+        assert info.properties.name == "lap" and info.events == 1
+        with pytest.raises(StoreUnavailable, match="never will be"):
+            batch[2].future.result()
+        assert [e.id for e in (await store.read_events(T, S)).items] == ["applied"]
+        assert not await client.exists(outcome)  # read once, then gone
     finally:
         await store.close()

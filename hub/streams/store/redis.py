@@ -37,12 +37,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import itertools
 import re
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -81,6 +84,11 @@ WRITE_BATCH = 1000  # writes per pipeline at most
 DEFAULT_TIMEOUT = 10.0  # seconds a write may take (--store-timeout)
 # Our clock and Redis' may tick at slightly different rates between two measures of their offset.
 DEADLINE_MARGIN = 0.05
+# A pipeline whose replies did not come: how long the hub keeps asking Redis which of its writes it
+# applied (their replies are kept in the pipeline's outcome hash) before it answers them failed
+# unknowingly, and how long that hash outlives an unfinished pipeline in Redis.
+OUTCOME_PATIENCE = 60.0
+OUTCOME_TTL_MS = 600_000
 LIBRARY = "writerhub"
 
 # KEYS of the stream functions: 1 hash, 2 topic's stream index, 3 topic index, 4 sequence,
@@ -215,14 +223,21 @@ local function finish(keys, args)
   return 0
 end
 
+-- Every write: last KEY its pipeline's outcome hash, last two ARGV its field there and its deadline.
+-- Past the deadline (Redis' clock) the write is refused; once applied, its reply is kept in the
+-- outcome hash in the same atomic call, so the hub learns it even if Redis froze before replying.
 local function before_deadline(f)
   return function(keys, args)
     local deadline = tonumber(table.remove(args))
+    local field = table.remove(args)
+    local outcome = table.remove(keys)
     local now = redis.call('TIME')
     if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
       return redis.error_reply('DEADLINE the hub gave up waiting for this write: not applied')
     end
-    return f(keys, args)
+    local reply = f(keys, args)
+    redis.call('HSET', outcome, field, cmsgpack.pack(reply))
+    return reply
   end
 end
 
@@ -321,6 +336,12 @@ class RedisStore(StreamStore):
         self.timeout = timeout
         self._clock_offset = 0.0  # Redis' clock minus time.monotonic(), at most (see _connect)
         self._run_id: str | None = None  # the Redis process connected to (INFO run_id)
+        self._pipelines = itertools.count()  # names each pipeline's outcome hash, with a per-process token
+        self._process_token = secrets.token_hex(6)
+        self._settling: set[asyncio.Task[None]] = set()  # pipelines whose outcome is being asked for
+        # Outcome hashes of pipelines answered in full: deleted by the next pipeline. (Not by their
+        # own: Redis could freeze after that delete and before the replies, and the hash is the truth.)
+        self._answered: list[str] = []
         self.changes = ChangeFeed()
         self._client: aioredis.Redis | None = None
         self._feed_client: aioredis.Redis | None = None
@@ -398,7 +419,7 @@ class RedisStore(StreamStore):
             self._wake.set()
             await self._writer
             self._writer = None
-        for task in (self._feed, self._reconnect, self._trimmer):
+        for task in (self._feed, self._reconnect, self._trimmer, *self._settling):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -488,24 +509,33 @@ class RedisStore(StreamStore):
         pipe = self._client.pipeline(transaction=False)
         sent = time.monotonic()
         deadline = int((sent + self._clock_offset + self.timeout) * 1000)  # ms, Redis' clock
-        for op in batch:
-            pipe.fcall(op.function, len(op.keys), *op.keys, *op.args, deadline)
+        outcome = f"{self.prefix}/w/{self._process_token}/{next(self._pipelines)}"
+        answered, self._answered = self._answered, []
+        pipe.delete(outcome, *answered)
+        pipe.hset(outcome, "-", "")  # made first, so that it expires even if the pipeline stops midway
+        pipe.pexpire(outcome, OUTCOME_TTL_MS)
+        for i, op in enumerate(batch):
+            pipe.fcall(op.function, len(op.keys) + 1, *op.keys, outcome, *op.args, i, deadline)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = (await pipe.execute(raise_on_error=False))[3:]
         except _DOWN_ERRORS as error:
-            # Timed out, or the connection broke: any write of the batch may still sit in Redis'
-            # input (e.g. Redis is paused). Answer "failed" only once the deadline has passed, so
-            # none can be applied after. (Writes applied before the connection broke are stored
-            # though never acknowledged; see the README's guarantees.)
+            # Timed out, or the connection broke: some writes may have been applied (their replies
+            # lost: Redis froze before sending them) and others may still sit in Redis' input (it
+            # is paused). Once the deadline has passed none of the latter can be applied; the
+            # outcome hash then says which were, and only the others are answered failed.
             self._mark_down(error)
-            if isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) or not await self._process_gone():
-                await self._until_past(sent)
-            _fail(batch, self._unavailable())
+            if not isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) and await self._process_gone():
+                _fail(batch, self._unavailable())  # a new process: what the old one applied is unknowable here
+                return
+            task = asyncio.create_task(self._settle_from_outcome(batch, outcome, sent))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
             return
         except Exception as error:  # noqa: BLE001 - a bug must not leave writers waiting
             await self._until_past(sent)
             _fail(batch, StoreUnavailable(f"redis store {self._where}: {error!r}"))
             return
+        self._answered.append(outcome)
         reload = False
         for op, reply in zip(batch, replies):
             if op.future.done():
@@ -522,6 +552,54 @@ class RedisStore(StreamStore):
         if reload:
             with contextlib.suppress(Exception):
                 await self._client.function_load(LUA, replace=True)
+
+    async def _settle_from_outcome(self, batch: list[_Op], outcome: str, sent: float) -> None:
+        """Answer each write of a pipeline whose replies were lost, truthfully: once its deadline has
+        passed, ask Redis (for up to OUTCOME_PATIENCE) which writes it applied and with what reply."""
+        try:
+            await self._until_past(sent)
+            applied = await self._outcome(outcome)
+        except asyncio.CancelledError:  # the store closes
+            _fail(batch, StoreUnavailable(f"redis store {self._where}: closed"))
+            raise
+        if applied is None:
+            log.warning("redis store %s: %d write(s) answered failed without knowing whether Redis applied "
+                        "them (unreachable for %g s)", self._where, len(batch), OUTCOME_PATIENCE)
+            _fail(batch, self._unavailable())
+            return
+        refused = StoreUnavailable(
+            f"redis store {self._where}: not applied within --store-timeout ({self.timeout:g} s), and never will be"
+        )
+        for i, op in enumerate(batch):
+            packed = applied.get(str(i).encode())
+            if op.future.done():
+                continue
+            if packed is None:  # not applied, and past its deadline it never will be
+                op.future.set_exception(refused)
+                continue
+            try:
+                reply = msgpack.unpackb(packed, raw=True)
+                op.future.set_result(op.convert(None if reply is False else reply))
+            except Exception as error:  # noqa: BLE001
+                op.future.set_exception(error)
+
+    async def _outcome(self, outcome: str) -> dict[bytes, bytes] | None:
+        """The outcome hash of a pipeline (deleted once read), asked for until Redis answers or
+        OUTCOME_PATIENCE passes (None)."""
+        applied: dict[bytes, bytes] | None = None
+        probe = self._new_client(1.0)
+        try:
+            give_up = time.monotonic() + OUTCOME_PATIENCE
+            while applied is None and time.monotonic() < give_up and self._accepting:
+                try:
+                    applied = await probe.hgetall(outcome)
+                    await probe.delete(outcome)
+                except _DOWN_ERRORS + (RedisError,):
+                    await asyncio.sleep(0.1)
+        finally:
+            with contextlib.suppress(Exception):
+                await probe.aclose()
+        return applied
 
     async def _process_gone(self) -> bool:
         """After a broken connection: whether the Redis process we wrote to is no more (nothing
