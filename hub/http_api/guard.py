@@ -15,7 +15,7 @@ from starlette.responses import Response
 from ..auth import TokenAuth, request_token
 from ..ratelimit import Decision, RateLimiter
 from ..streams.store.base import StoreUnavailable
-from ..streams.validation import ValidationError
+from ..streams.errors import ValidationError
 from . import sas
 from .errors import ApiError
 from .operations import Handler, Operation

@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams.store.base import StoreUnavailable, StreamStore
-from ..streams.validation import ValidationError
+from ..streams.errors import ValidationError
 from . import codec
 from .errors import ApiError
 from .operations import ERROR, Handler, Operation, Param, Reply

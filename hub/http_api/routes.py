@@ -16,14 +16,13 @@ from starlette.responses import Response
 
 from ..streams import schema
 from ..streams.service import IngestionService
-from ..streams.validation import ValidationError
+from ..streams.errors import ValidationError
+from ..streams.models import DEFAULT_PAGE, MAX_PAGE, ReadWindow
 from . import codec
 from .acks import Acknowledgements, wait_param
 from .errors import ApiError
 from .operations import Operation, Param, Reply, error_replies, path_topic
 
-DEFAULT_LIMIT = 1000
-MAX_LIMIT = 100_000
 
 TOPIC = Param("topic", "path", schema.NAME, "the topic", required=True)
 STREAM = Param("streamId", "path", schema.NAME, "the stream (created on first write)", required=True)
@@ -32,7 +31,7 @@ WAIT = Param(
     "true (default): reply 200 once the store committed the write; false: reply 202 once it is accepted in order",
 )
 PAGE = (
-    Param("limit", "query", {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}, f"items a page (above {MAX_LIMIT} reads as {MAX_LIMIT})"),
+    Param("limit", "query", {"type": "integer", "minimum": 1, "default": DEFAULT_PAGE}, f"items a page (above {MAX_PAGE} reads as {MAX_PAGE})"),
     Param("after", "query", {"type": "string"}, "the X-Next-Cursor of the previous page"),
 )
 RANGE = (
@@ -210,12 +209,13 @@ class HttpApi:
         q = request.query_params
         limit = _int_query(request, "limit")
         if limit is None:
-            limit = DEFAULT_LIMIT
+            limit = DEFAULT_PAGE
         elif limit < 1:
             raise ApiError(400, f"limit: expected a positive integer, got {q['limit']}")
-        ranges = {"from_ts": _int_query(request, "from"), "to_ts": _int_query(request, "to")} if ranged else {}
+        from_ts, to_ts = (_int_query(request, "from"), _int_query(request, "to")) if ranged else (None, None)
         try:
-            return await read(*ids, **ranges, limit=min(limit, MAX_LIMIT), after=q.get("after") or None)
+            window = ReadWindow(from_ts, to_ts, min(limit, MAX_PAGE), q.get("after") or None)
+            return await read(*ids, window)
         except ValueError as exc:
             if isinstance(exc, ValidationError):
                 raise

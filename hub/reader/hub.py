@@ -24,7 +24,7 @@ from typing import Any
 from ..signalr.hub import CallContext, Hub, HubError, hub_method
 from ..streams.service import IngestionService
 from ..streams.store.base import StoreUnavailable
-from ..streams.validation import ValidationError
+from ..streams.errors import ValidationError
 from .fanout import LiveFanOut
 from .subscriptions import WILDCARD, Interest, Key, item_id, pattern
 

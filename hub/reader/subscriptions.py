@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal, NamedTuple
 
-from ..streams.validation import ValidationError, check_name
+from ..streams.errors import ValidationError
+from ..streams.validation import check_name
 
 WILDCARD = "*"
 MAX_ID_LENGTH = 1024

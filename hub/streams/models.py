@@ -11,6 +11,13 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
+from .errors import ValidationError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+DEFAULT_PAGE = 1000  # items a read returns when the caller names no limit
+MAX_PAGE = 100_000  # the most a read returns at once (the HTTP API reads larger limits as this)
+
 StreamStatus = Literal["open", "closed"]
 
 
@@ -24,7 +31,7 @@ class Event(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     checks nothing: validation.py is what makes events from client data."""
 
     id: Annotated[str, msgspec.Meta(min_length=1)]
-    timestamp: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # nanoseconds since the Unix epoch
+    timestamp: Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]  # nanoseconds since the Unix epoch
     value: str | None = None
     tags: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -137,6 +144,38 @@ class QuarantinedRow:
             "raw": self.raw,
             "receivedAt": self.received_at,
         }
+
+
+@dataclass(slots=True, frozen=True)
+class ReadWindow:
+    """Which stored items one read returns: those whose own timestamp is in [from_ts, to_ts) (None:
+    unbounded on that side), in arrival order, at most `limit`, after the cursor `after` (from a
+    previous Page.next_cursor; None: from the start). Checked here, once, when made: a window that
+    exists is well formed (a cursor's meaning is the store's, which raises ValueError for one it did
+    not make). The quarantine, whose rows have no timestamp of their own, uses limit and after only."""
+
+    from_ts: int | None = None
+    to_ts: int | None = None
+    limit: int = DEFAULT_PAGE
+    after: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("from", self.from_ts), ("to", self.to_ts)):
+            if value is not None and (type(value) is not int or not INT64_MIN <= value <= INT64_MAX):
+                raise ValidationError(name, "expected an integer of nanoseconds")
+        if type(self.limit) is not int or not 1 <= self.limit <= MAX_PAGE:
+            raise ValidationError("limit", f"expected an integer from 1 to {MAX_PAGE}")
+        if self.after is not None and type(self.after) is not str:
+            raise ValidationError("after", "expected a cursor string")
+
+    @property
+    def filtered(self) -> bool:
+        """Whether a timestamp bound is set (an unfiltered read is a plain slice of arrival order)."""
+        return self.from_ts is not None or self.to_ts is not None
+
+    def admits(self, timestamp: int) -> bool:
+        """Whether an item with this timestamp is inside [from_ts, to_ts)."""
+        return (self.from_ts is None or timestamp >= self.from_ts) and (self.to_ts is None or timestamp < self.to_ts)
 
 
 T = TypeVar("T")

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import validation as v
+from .models import INT64_MAX, INT64_MIN
 
 Schema = dict[str, Any]
 
-INT64: Schema = {"type": "integer", "format": "int64", "minimum": v.INT64_MIN, "maximum": v.INT64_MAX}
+INT64: Schema = {"type": "integer", "format": "int64", "minimum": INT64_MIN, "maximum": INT64_MAX}
 NANOSECONDS: Schema = {**INT64, "description": "nanoseconds since the Unix epoch (int64)"}
 STRING_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"

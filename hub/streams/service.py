@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from collections import deque
 from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, NamedTuple, TypeVar
 
-from .models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, TopicSummary
+from .errors import ValidationError
+from .models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, TopicSummary
 from .store.base import StreamStore
 from .store.changes import DEFAULT_MAX_PENDING, Subscription
-from .validation import INT64_MAX, INT64_MIN, ValidationError, check_name, parse_definitions
+from .validation import check_name, parse_definitions
 from .validation import _well_formed_event, parse_event, parse_events, parse_parameter_data, parse_properties
 from .validation import parse_event_item, parse_parameter_data_item, parse_timestamp
 from . import feed
 
 T = TypeVar("T")
-MAX_PAGE = 100_000  # the HTTP API clamps larger requests to this
 
 
 class RawRow(NamedTuple):
@@ -216,7 +216,7 @@ class IngestionService:
         try:
             after = seen = None
             while True:
-                page = await self.store.read_events(topic, stream_id, from_ts=from_ts, limit=1000, after=after)
+                page = await self.store.read_events(topic, stream_id, ReadWindow(from_ts=from_ts, after=after))
                 for event in page.items:
                     yield event
                 seen = page.last_cursor or seen
@@ -231,12 +231,10 @@ class IngestionService:
             if live is not None:
                 live.close()
 
-    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
+    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
         check_name(topic, "topic")
-        if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
-            raise ValidationError("limit", f"expected an integer from 1 to {MAX_PAGE}")
         try:
-            return await self.store.read_quarantine(topic, limit=limit, after=after)
+            return await self.store.read_quarantine(topic, window)
         except ValueError:
             raise ValidationError("after", "not a cursor from a previous page of this quarantine") from None
 
@@ -251,43 +249,19 @@ class IngestionService:
         _check_stream(topic, stream_id)
         return await self.store.get_stream(topic, stream_id)
 
-    async def read_events(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
-    ) -> Page[Event]:
-        _check_read(topic, stream_id, from_ts, to_ts, limit, after)
+    async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
+        _check_stream(topic, stream_id)
         try:
-            return await self.store.read_events(
-                topic, stream_id, from_ts=from_ts, to_ts=to_ts, limit=limit, after=after
-            )
-        except ValidationError:
-            raise
+            return await self.store.read_events(topic, stream_id, window)
         except ValueError:  # the store did not make this cursor
             raise ValidationError("after", "not a cursor from a previous page of this stream") from None
 
     async def read_parameter_data(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
+        self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
-        _check_read(topic, stream_id, from_ts, to_ts, limit, after)
+        _check_stream(topic, stream_id)
         try:
-            return await self.store.read_parameter_data(
-                topic, stream_id, from_ts=from_ts, to_ts=to_ts, limit=limit, after=after
-            )
-        except ValidationError:
-            raise
+            return await self.store.read_parameter_data(topic, stream_id, window)
         except ValueError:
             raise ValidationError("after", "not a cursor from a previous page of this stream") from None
 
@@ -295,17 +269,6 @@ class IngestionService:
 def _check_stream(topic: Any, stream_id: Any) -> None:
     check_name(topic, "topic")
     check_name(stream_id, "streamId")
-
-
-def _check_read(topic: Any, stream_id: Any, from_ts: Any, to_ts: Any, limit: Any, after: Any) -> None:
-    _check_stream(topic, stream_id)
-    for name, value in (("from", from_ts), ("to", to_ts)):
-        if value is not None and (type(value) is not int or not INT64_MIN <= value <= INT64_MAX):
-            raise ValidationError(name, "expected an integer of nanoseconds")
-    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
-        raise ValidationError("limit", f"expected an integer from 1 to {MAX_PAGE}")
-    if after is not None and type(after) is not str:
-        raise ValidationError("after", "expected a cursor string")
 
 
 def _utf8(text: str) -> str:

@@ -16,27 +16,16 @@ from typing import Annotated, Any, Callable, TypeVar
 
 import msgspec
 
-from .models import Event, ParameterData, StreamProperties
+from .errors import ValidationError
+from .models import INT64_MAX, INT64_MIN, Event, ParameterData, StreamProperties
 from .store.base import DefinitionKind
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 MAX_NAME_LENGTH = 256
 EVENT_LEVELS = ("Trace", "Debug", "Information", "Warning", "Error", "Critical")
 
 T = TypeVar("T")
 _MISSING: Any = object()
 _ARRAY = (list, tuple)  # MessagePack decoders may hand arrays over as tuples
-
-
-class ValidationError(ValueError):
-    """Bad client input. str() is `<path>: <problem>`, e.g. `events[3].timestamp: expected an
-    integer of nanoseconds`."""
-
-    def __init__(self, path: str, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 # --- scalars ------------------------------------------------------------------------------------

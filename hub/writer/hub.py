@@ -21,7 +21,8 @@ from ..signalr.hub import CallContext, Deferred, Hub, HubError, hub_method
 from ..streams.feed import FellBehind
 from ..streams.service import IngestionService
 from ..streams.store.base import StoreUnavailable
-from ..streams.validation import ValidationError, messagepack_names_and_events
+from ..streams.errors import ValidationError
+from ..streams.validation import messagepack_names_and_events
 
 
 class WriterHub(Hub):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from hub.streams.models import Event, ParameterData
+from hub.streams.models import Event, ParameterData, ReadWindow
 from hub.streams.store import Retention, SqliteStore
 
 StoreFactory = Callable[..., Any]
@@ -50,9 +50,9 @@ async def test_writes_to_more_streams_than_the_bound_stay_correct(store_factory:
             assert info is not None, (topic, sid)
             assert (info.events, info.status) == (2 * ROUNDS, "open"), (topic, sid)
             assert (info.first_timestamp, info.last_timestamp) == (1000 - (ROUNDS - 1), 2000 + ROUNDS - 1)
-            kept = await store.read_events(topic, sid, limit=100)
+            kept = await store.read_events(topic, sid, ReadWindow(limit=100))
             assert [e.id for e in kept.items] == ["r2-b", "r3-a", "r3-b"], (topic, sid)  # the newest, in order
-        [rows] = (await store.read_parameter_data("params", "p", limit=100)).items
+        [rows] = (await store.read_parameter_data("params", "p", ReadWindow(limit=100))).items
         assert rows.timestamps == [1, 2, 3]
         topics = {t.topic: t.streams for t in await store.list_topics()}
         assert topics == {"params": 1, "topic-0": BOUND, "topic-1": BOUND, "topic-2": BOUND}
@@ -96,7 +96,7 @@ async def test_sqlite_retention_after_a_restart_reaches_streams_written_before(t
             assert store.cache_sizes()["touched streams"] <= 10
         await store.trim()
         for sid in [f"s{i}" for i in range(40)] + [f"new{i}" for i in range(25)]:
-            kept = await store.read_events("t", sid, limit=100)
+            kept = await store.read_events("t", sid, ReadWindow(limit=100))
             assert [e.id for e in kept.items] == ["e3", "e4", "e5"], sid
     finally:
         await store.close()
@@ -123,7 +123,7 @@ async def test_sqlite_a_rolled_back_early_trim_is_redone(tmp_path: Path, monkeyp
             pass
         await store.trim()
         for i in range(5):
-            kept = await store.read_events("t", f"s{i}", limit=100)
+            kept = await store.read_events("t", f"s{i}", ReadWindow(limit=100))
             assert [e.id for e in kept.items] == ["e3", "e4", "e5"], i
     finally:
         await store.close()

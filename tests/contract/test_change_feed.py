@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hub.streams.models import Event, ParameterData, StreamProperties
+from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
 from hub.streams.store import Change, FeedOverflow, StreamStore
 
 T, S = "telemetry", "car-1"
@@ -33,7 +33,7 @@ async def test_events_arrive_in_write_order_with_their_cursors(store: StreamStor
         assert [e.id for c in got for e in c.events] == ["a0", "a1", "b0"]
         assert [e.timestamp for c in got for e in c.events] == [50, 10, 30]
         # the cursors are the stream's own positions: reading after one continues behind it
-        page = await store.read_events(T, S, after=got[0].cursors[0])
+        page = await store.read_events(T, S, ReadWindow(after=got[0].cursors[0]))
         assert [e.id for e in page.items] == ["a1", "b0"]
         assert got[1].cursors[-1] == page.last_cursor
 
@@ -123,7 +123,7 @@ async def test_stored_then_live_without_gaps_or_duplicates(store: StreamStore) -
     sub = await store.subscribe(T, S)
     try:
         store.append_events(T, S, events(5, 6, prefix="mid"))  # lands between subscribe and the read
-        page = await store.read_events(T, S, limit=100)
+        page = await store.read_events(T, S, ReadWindow(limit=100))
         seen = [e.id for e in page.items]
         await store.append_events(T, S, events(7, prefix="new"))
         while seen[-1] != "new0":
@@ -144,5 +144,5 @@ async def test_many_concurrent_writers_feed_in_store_order(store: StreamStore) -
 
         await asyncio.gather(*(writer(t) for t in range(8)))
         fed = [e.id for c in await take(sub, 80) for e in c.events]
-    stored = [e.id for e in (await store.read_events(T, S, limit=1000)).items]
+    stored = [e.id for e in (await store.read_events(T, S, ReadWindow(limit=1000))).items]
     assert fed == stored

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hub.streams.models import Event, StreamProperties
+from hub.streams.models import Event, ReadWindow, StreamProperties
 from hub.streams.store import StoreUnavailable
 from hub.streams.store.redis import RedisStore
 
@@ -40,7 +40,7 @@ async def test_two_stores_share_data_and_changes(two_stores) -> None:  # type: i
         info = await b.get_stream(T, S)
         assert info is not None and info.events == 20 and info.properties.name == "lap"
         assert [s.stream_id for s in await a.list_streams(T)] == [S]
-        stored = [e.id for e in (await a.read_events(T, S, limit=100)).items]
+        stored = [e.id for e in (await a.read_events(T, S, ReadWindow(limit=100))).items]
         assert sorted(stored) == sorted([f"a{i}" for i in range(1, 20, 2)] + [f"b{i}" for i in range(0, 20, 2)])
         first = await sub.get(5)
         assert first.kind == "stream" and first.info is not None and first.info.properties.name == "lap"
@@ -159,7 +159,7 @@ async def test_writes_are_pipelined_in_call_order(redis_server) -> None:  # type
     try:
         pending = [store.append_events(T, S, [Event(f"e{i}", -i)]) for i in range(2000)]
         assert sum(await asyncio.gather(*pending)) == 2000
-        assert [e.id for e in (await store.read_events(T, S, limit=5000)).items] == [f"e{i}" for i in range(2000)]
+        assert [e.id for e in (await store.read_events(T, S, ReadWindow(limit=5000))).items] == [f"e{i}" for i in range(2000)]
     finally:
         await store.close()
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from hub.streams.models import Event, ParameterData
+from hub.streams.models import Event, ParameterData, ReadWindow
 from hub.streams.store import IdempotencyRecord, Retention, parse_retention
 
 StoreFactory = Callable[..., Any]
@@ -32,24 +32,24 @@ async def test_count_retention_keeps_the_newest_per_stream(store_factory: StoreF
         for batch in range(6):
             await store.append_events(T, S, [Event(f"e{batch * 5 + i}", 100 - batch * 5 - i) for i in range(5)])
             if batch == 0:
-                early = await store.read_events(T, S, limit=3)  # a cursor from before any trim
+                early = await store.read_events(T, S, ReadWindow(limit=3))  # a cursor from before any trim
         await store.append_parameter_data(T, S, ParameterData(list(range(25)), {"x": [float(i) for i in range(25)]}))
         await store.append_events(T, "small", [Event("keep", 1)])
         await store.trim()  # (stores may also trim as they write)
-        kept = await store.read_events(T, S, limit=100)
+        kept = await store.read_events(T, S, ReadWindow(limit=100))
         assert [e.id for e in kept.items] == [f"e{i}" for i in range(20, 30)]
-        [rows] = (await store.read_parameter_data(T, S, limit=100)).items
+        [rows] = (await store.read_parameter_data(T, S, ReadWindow(limit=100))).items
         assert rows.timestamps == list(range(15, 25))
         assert [e.id for e in (await store.read_events(T, "small")).items] == ["keep"]
         assert early is not None and early.next_cursor is not None
-        rest = await store.read_events(T, S, after=early.next_cursor, limit=4)  # the cursor still works
+        rest = await store.read_events(T, S, ReadWindow(after=early.next_cursor, limit=4))  # the cursor still works
         assert [e.id for e in rest.items] == [f"e{i}" for i in range(20, 24)]
-        rest = await store.read_events(T, S, after=rest.next_cursor, limit=100)
+        rest = await store.read_events(T, S, ReadWindow(after=rest.next_cursor, limit=100))
         assert [e.id for e in rest.items] == [f"e{i}" for i in range(24, 30)]
         info = await store.get_stream(T, S)
         assert info is not None and info.events == 30  # counters count what was written
         await store.append_events(T, S, [Event("after-trim", 0)])
-        assert (await store.read_events(T, S, limit=100)).items[-1].id == "after-trim"
+        assert (await store.read_events(T, S, ReadWindow(limit=100))).items[-1].id == "after-trim"
     finally:
         await store.close()
 

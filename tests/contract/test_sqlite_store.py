@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.streams.models import Event, ParameterData, StreamProperties
+from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
 from hub.streams.store import SqliteStore, StoreUnavailable
 
 T, S = "telemetry", "car-1"
@@ -41,7 +41,7 @@ async def test_restart_recovers_everything(tmp_path: Path) -> None:
     await store.close_stream(T, "closed")
     before_info = [s.to_json() for s in await store.list_streams(T)]
     before_defs = await store.get_stream(T, S)
-    first_page = await store.read_events(T, S, limit=1000)
+    first_page = await store.read_events(T, S, ReadWindow(limit=1000))
     await store.close()
 
     reopened = SqliteStore(path)
@@ -50,7 +50,7 @@ async def test_restart_recovers_everything(tmp_path: Path) -> None:
         assert [s.to_json() for s in await reopened.list_streams(T)] == before_info
         assert await reopened.get_stream(T, S) == before_defs
         assert [t.to_json() for t in await reopened.list_topics()] == [{"topic": T, "streams": 2}]
-        rest = await reopened.read_events(T, S, limit=1000, after=first_page.next_cursor)  # cursors survive
+        rest = await reopened.read_events(T, S, ReadWindow(limit=1000, after=first_page.next_cursor))  # cursors survive
         assert [e.id for e in first_page.items + rest.items] == [f"e{i}" for i in range(1500)]
         assert rest.items[0] == Event("e1000", -900, "v", {"i": "1000"})
         [data] = (await reopened.read_parameter_data(T, S)).items
@@ -202,7 +202,7 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     try:
         info = await store.get_stream("t", "s")
         assert info is not None and info.events >= acknowledged * 10
-        page = await store.read_events("t", "s", limit=acknowledged * 10)
+        page = await store.read_events("t", "s", ReadWindow(limit=acknowledged * 10))
         assert [e.id for e in page.items][-1] == f"b{acknowledged - 1}-9"
     finally:
         await store.close()
@@ -234,10 +234,10 @@ async def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     store = SqliteStore(str(path))
     await store.start()
     try:
-        page = await store.read_events("t", "s", limit=1)
+        page = await store.read_events("t", "s", ReadWindow(limit=1))
         assert [e.id for e in page.items] == ["a"] and page.next_cursor == "7"
         await store.append_events("t", "s", [Event("c", 12)])
-        assert [e.id for e in (await store.read_events("t", "s", after="7")).items] == ["b", "c"]
+        assert [e.id for e in (await store.read_events("t", "s", ReadWindow(after="7"))).items] == ["b", "c"]
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.streams.models import Event, ParameterData, QuarantinedRow, StreamProperties
+from hub.streams.models import Event, ParameterData, QuarantinedRow, ReadWindow, StreamProperties
 from hub.streams.store import StreamStore
 
 T = "telemetry"
@@ -22,7 +22,7 @@ def events(*timestamps: int, prefix: str = "e") -> list[Event]:
 
 
 async def all_events(store: StreamStore, topic: str = T, stream_id: str = S, **filters: int) -> list[Event]:
-    page = await store.read_events(topic, stream_id, limit=100_000, **filters)
+    page = await store.read_events(topic, stream_id, ReadWindow(limit=100_000, **filters))
     assert page.next_cursor is None
     return page.items
 
@@ -112,7 +112,7 @@ async def test_walk_2500_events_with_limit_1000(store: StreamStore) -> None:
     sizes: list[int] = []
     cursor: str | None = None
     while True:
-        page = await store.read_events(T, S, limit=1000, after=cursor)
+        page = await store.read_events(T, S, ReadWindow(limit=1000, after=cursor))
         seen += [e.id for e in page.items]
         sizes.append(len(page.items))
         if page.next_cursor is None:
@@ -124,18 +124,18 @@ async def test_walk_2500_events_with_limit_1000(store: StreamStore) -> None:
 
 async def test_last_page_has_no_cursor_even_on_an_exact_multiple(store: StreamStore) -> None:
     await store.append_events(T, S, events(*range(20)))
-    first = await store.read_events(T, S, limit=10)
+    first = await store.read_events(T, S, ReadWindow(limit=10))
     assert first.next_cursor is not None
-    second = await store.read_events(T, S, limit=10, after=first.next_cursor)
+    second = await store.read_events(T, S, ReadWindow(limit=10, after=first.next_cursor))
     assert [e.timestamp for e in second.items] == list(range(10, 20))
     assert second.next_cursor is None
 
 
 async def test_a_cursor_stays_valid_while_the_stream_grows(store: StreamStore) -> None:
     await store.append_events(T, S, events(1, 2, 3))
-    page = await store.read_events(T, S, limit=2)
+    page = await store.read_events(T, S, ReadWindow(limit=2))
     await store.append_events(T, S, events(4, prefix="late"))
-    rest = await store.read_events(T, S, limit=2, after=page.next_cursor)
+    rest = await store.read_events(T, S, ReadWindow(limit=2, after=page.next_cursor))
     assert [e.id for e in rest.items] == ["e2", "late0"] and rest.next_cursor is None
 
 
@@ -143,15 +143,15 @@ async def test_a_cursor_stays_valid_while_the_stream_grows(store: StreamStore) -
 async def test_bad_cursor_raises_value_error(store: StreamStore, cursor: str) -> None:
     await store.append_events(T, S, events(1))
     with pytest.raises(ValueError):
-        await store.read_events(T, S, after=cursor)
+        await store.read_events(T, S, ReadWindow(after=cursor))
     with pytest.raises(ValueError):
-        await store.read_parameter_data(T, S, after=cursor)
+        await store.read_parameter_data(T, S, ReadWindow(after=cursor))
 
 
 @pytest.mark.parametrize("limit", [0, -1])
 async def test_bad_limit_raises_value_error(store: StreamStore, limit: int) -> None:
     with pytest.raises(ValueError):
-        await store.read_events(T, S, limit=limit)
+        await store.read_events(T, S, ReadWindow(limit=limit))
 
 
 _fresh = itertools.count()  # not random: hypothesis reseeds it for every example
@@ -177,7 +177,7 @@ async def test_paging_matches_a_filtered_list(
     got: list[str] = []
     cursor: str | None = None
     while True:
-        page = await store.read_events(T, stream_id, from_ts=from_ts, to_ts=to_ts, limit=limit, after=cursor)
+        page = await store.read_events(T, stream_id, ReadWindow(from_ts=from_ts, to_ts=to_ts, limit=limit, after=cursor))
         assert len(page.items) <= limit
         got += [e.id for e in page.items]
         if page.next_cursor is None:
@@ -227,7 +227,7 @@ async def test_parameter_rows_filter_and_page(store: StreamStore) -> None:
     rows: list[int] = []
     cursor: str | None = None
     while True:
-        page = await store.read_parameter_data(T, S, from_ts=5, to_ts=45, limit=7, after=cursor)
+        page = await store.read_parameter_data(T, S, ReadWindow(from_ts=5, to_ts=45, limit=7, after=cursor))
         [data] = page.items
         assert data.numeric_values["x"] == [float(t) for t in data.timestamps]
         rows += data.timestamps
@@ -398,7 +398,7 @@ async def test_quarantine_pages(store: StreamStore) -> None:
     got: list[int] = []
     cursor: str | None = None
     while True:
-        page = await store.read_quarantine(T, limit=3, after=cursor)
+        page = await store.read_quarantine(T, ReadWindow(limit=3, after=cursor))
         got += [r.line for r in page.items]
         if page.next_cursor is None:
             break
@@ -406,6 +406,6 @@ async def test_quarantine_pages(store: StreamStore) -> None:
         cursor = page.next_cursor
     assert got == list(range(1, 8))
     with pytest.raises(ValueError):
-        await store.read_quarantine(T, after="nope")
+        await store.read_quarantine(T, ReadWindow(after="nope"))
     with pytest.raises(ValueError):
-        await store.read_quarantine(T, limit=0)
+        await store.read_quarantine(T, ReadWindow(limit=0))

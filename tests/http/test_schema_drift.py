@@ -69,7 +69,7 @@ def _known_difference(case: str, field: str, value: Any) -> bool:
         return True
     # epoch + timestamp must stay in int64: a sum, which the schema cannot say either
     if case == "parameterData" and field == "epoch" and type(value) is int:
-        return not v.INT64_MIN <= value + 1 <= v.INT64_MAX
+        return not models.INT64_MIN <= value + 1 <= models.INT64_MAX
     return False
 
 

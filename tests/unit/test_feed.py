@@ -11,11 +11,11 @@ import pytest
 
 from hub.streams import feed
 from hub.streams.feed import FellBehind
-from hub.streams.models import Event
+from hub.streams.models import Event, ReadWindow
 from hub.streams.service import IngestionService
 from hub.streams.store.memory import MemoryStore
 from hub.streams.store.sqlite import SqliteStore
-from hub.streams.validation import ValidationError
+from hub.streams.errors import ValidationError
 
 
 def ev(i: int, ts: int | None = None) -> dict[str, Any]:
@@ -39,7 +39,7 @@ async def service(request, tmp_path):
 
 
 async def stored_ids(service: IngestionService, topic: str = "t", stream_id: str = "s") -> list[str]:
-    page = await service.read_events(topic, stream_id, limit=10_000)
+    page = await service.read_events(topic, stream_id, ReadWindow(limit=10_000))
     return [e.id for e in page.items]
 
 

@@ -8,10 +8,10 @@ from typing import Any, Callable
 
 import pytest
 
-from hub.streams.models import Event, ParameterData, StreamProperties
+from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
 from hub.streams.service import IngestionService
 from hub.streams.store import MemoryStore
-from hub.streams.validation import ValidationError
+from hub.streams.errors import ValidationError
 
 T, S = "telemetry", "car-1"
 
@@ -160,15 +160,15 @@ async def test_read_arguments(service: IngestionService, kwargs: dict[str, Any],
     await service.send_events(T, S, [{"id": "a", "timestamp": 1}])
     for read in (service.read_events, service.read_parameter_data):
         with pytest.raises(ValidationError) as caught:
-            await read(T, S, **kwargs)
+            await read(T, S, ReadWindow(**kwargs))
         assert str(caught.value) == message
 
 
 async def test_paging_through_the_service(service: IngestionService) -> None:
     await service.send_events(T, S, [{"id": f"e{i}", "timestamp": 100 - i} for i in range(25)])
-    page = await service.read_events(T, S, from_ts=80, limit=10)
+    page = await service.read_events(T, S, ReadWindow(from_ts=80, limit=10))
     assert [e.timestamp for e in page.items] == list(range(100, 90, -1))
-    rest = await service.read_events(T, S, from_ts=80, limit=10, after=page.next_cursor)
+    rest = await service.read_events(T, S, ReadWindow(from_ts=80, limit=10, after=page.next_cursor))
     assert [e.timestamp for e in rest.items] == list(range(90, 80, -1))
-    last = await service.read_events(T, S, from_ts=80, limit=10, after=rest.next_cursor)
+    last = await service.read_events(T, S, ReadWindow(from_ts=80, limit=10, after=rest.next_cursor))
     assert [e.timestamp for e in last.items] == [80] and last.next_cursor is None

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from hub.streams.models import Event
+from hub.streams.models import Event, ReadWindow
 from hub.streams.service import IngestionService, LenientRows, RawRow
 from hub.streams.store import MemoryStore
-from hub.streams.validation import ValidationError
+from hub.streams.errors import ValidationError
 
 
 @pytest.fixture
@@ -60,8 +60,8 @@ async def test_multi_stream_batches_are_validated_before_anything_is_written(ser
 
 async def test_quarantine_reads_check_their_arguments(service):
     with pytest.raises(ValidationError, match="after"):
-        await service.read_quarantine("t", after="not a cursor")
+        await service.read_quarantine("t", ReadWindow(after="not a cursor"))
     with pytest.raises(ValidationError, match="limit"):
-        await service.read_quarantine("t", limit=0)
+        await service.read_quarantine("t", ReadWindow(limit=0))
     with pytest.raises(ValidationError, match="topic"):
         await service.read_quarantine("")

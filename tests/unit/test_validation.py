@@ -9,11 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.streams.models import Event, ParameterData, StreamProperties
+from hub.streams.errors import ValidationError
+from hub.streams.models import INT64_MAX, INT64_MIN, Event, ParameterData, StreamProperties
 from hub.streams.validation import (
-    INT64_MAX,
-    INT64_MIN,
-    ValidationError,
     check_name,
     parse_definitions,
     parse_events,

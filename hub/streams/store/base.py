@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Awaitable, Literal
 
-from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, TopicSummary
+from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from .changes import DEFAULT_MAX_PENDING, Subscription
 
 DefinitionKind = Literal["events", "parameters"]
@@ -85,11 +85,10 @@ class StreamStore(ABC):
     # --- reads ------------------------------------------------------------------------------------
 
     @abstractmethod
-    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
-        """The topic's quarantined rows in arrival order, at most `limit`, after the cursor `after`
-        (a previous Page.next_cursor; None from the start). next_cursor is set when more may remain.
-        Empty for an unknown topic. Raises ValueError for a cursor this store did not make or a
-        limit below 1."""
+    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+        """The topic's quarantined rows in arrival order, at most `window.limit`, after the cursor
+        `window.after` (its timestamp bounds do not apply). next_cursor is set when more may remain.
+        Empty for an unknown topic. Raises ValueError for a cursor this store did not make."""
 
     @abstractmethod
     async def list_topics(self) -> list[TopicSummary]:
@@ -104,34 +103,18 @@ class StreamStore(ABC):
         """One stream's info, None when unknown."""
 
     @abstractmethod
-    async def read_events(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
-    ) -> Page[Event]:
-        """Events in arrival order whose own timestamp is in [from_ts, to_ts), at most `limit`,
-        starting after the cursor `after` (from a previous Page.next_cursor). next_cursor is set
-        when more matching events may remain. Timestamps need not follow arrival order.
-        Raises ValueError for a cursor this store did not make."""
+    async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
+        """Events in arrival order whose own timestamp is in the window, at most `window.limit`,
+        starting after the cursor `window.after`. next_cursor is set when more matching events may
+        remain. Timestamps need not follow arrival order. Raises ValueError for a cursor this store
+        did not make."""
 
     @abstractmethod
     async def read_parameter_data(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
+        self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
         """Rows in arrival order, filtered and paged as read_events; the page holds one
-        ParameterData with at most `limit` rows, each section the union of the names written, None
+        ParameterData with at most `window.limit` rows, each section the union of the names written, None
         where a row lacked the value."""
 
     # --- live changes ---------------------------------------------------------------------------

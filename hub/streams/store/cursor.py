@@ -26,11 +26,6 @@ def decode_cursor(cursor: str | None) -> int:
     return position
 
 
-def check_limit(limit: int) -> None:
-    if type(limit) is not int or limit < 1:
-        raise ValueError(f"limit must be a positive integer, not {limit!r}")
-
-
 def cursor_key(cursor: str) -> tuple[int, ...]:
     """A sort key for the cursors of one stream of one store: decimal text (memory, sqlite) or a
     Redis stream id `ms-seq` (redis). Later positions compare greater."""

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
-from ..models import TopicSummary
+from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StreamStore
 from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
-from .cursor import check_limit, decode_cursor, encode_cursor
+from .cursor import decode_cursor, encode_cursor
 from .parameter_rows import RowValues, join_rows, split_rows
 from .resolved import Resolved
 from .retention import KEEP_EVERYTHING, Retention, trim_every
@@ -101,29 +101,23 @@ def _snapshot(info: StreamInfo) -> StreamInfo:
 
 
 def _page(
-    items: list[Item],
-    timestamp_of: Callable[[Item], int],
-    from_ts: int | None,
-    to_ts: int | None,
-    limit: int,
-    after: str | None,
-    dropped: int = 0,
+    items: list[Item], timestamp_of: Callable[[Item], int], window: ReadWindow, dropped: int = 0
 ) -> Page[Item]:
-    """Up to `limit` items after the cursor whose timestamp is in [from_ts, to_ts), in arrival order;
-    the cursor is set only when one more matching item exists (so the last page says None).
+    """Up to `window.limit` items after the cursor whose timestamp is in the window, in arrival
+    order; the cursor is set only when one more matching item exists (so the last page says None).
     items[i] is at position dropped + i."""
-    check_limit(limit)
-    start = max(decode_cursor(after) + 1 - dropped, 0)
-    if from_ts is None and to_ts is None:  # unfiltered: a slice, no scan
+    limit = window.limit
+    start = max(decode_cursor(window.after) + 1 - dropped, 0)
+    if not window.filtered:  # a slice, no scan
         page = items[start : start + limit]
         last = encode_cursor(dropped + start + len(page) - 1) if page else None
         return Page(page, last if start + limit < len(items) else None, last)
     found: list[Item] = []
     last_index = -1
+    admits = window.admits
     for index in range(start, len(items)):
         item = items[index]
-        timestamp = timestamp_of(item)
-        if (from_ts is not None and timestamp < from_ts) or (to_ts is not None and timestamp >= to_ts):
+        if not admits(timestamp_of(item)):
             continue
         if len(found) == limit:
             return Page(found, encode_cursor(dropped + last_index), encode_cursor(dropped + last_index))
@@ -236,8 +230,8 @@ class MemoryStore(StreamStore):
 
     # --- reads ------------------------------------------------------------------------------------
 
-    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
-        return _page(self._quarantine.get(topic, []), _no_timestamp, None, None, limit, after)
+    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+        return _page(self._quarantine.get(topic, []), _no_timestamp, ReadWindow(limit=window.limit, after=window.after))
 
     async def list_topics(self) -> list[TopicSummary]:
         return [TopicSummary(topic, len(streams)) for topic, streams in sorted(self._topics.items())]
@@ -249,33 +243,17 @@ class MemoryStore(StreamStore):
         stream = self._topics.get(topic, {}).get(stream_id)
         return None if stream is None else _snapshot(stream.info)
 
-    async def read_events(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
-    ) -> Page[Event]:
+    async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
         stream = self._topics.get(topic, {}).get(stream_id)
         kept = stream.events if stream is not None else _Kept()
-        return _page(kept.items, _event_timestamp, from_ts, to_ts, limit, after, kept.dropped)
+        return _page(kept.items, _event_timestamp, window, kept.dropped)
 
     async def read_parameter_data(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
+        self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
         stream = self._topics.get(topic, {}).get(stream_id)
         kept = stream.parameter_rows if stream is not None else _Kept()
-        page = _page(kept.items, _row_timestamp, from_ts, to_ts, limit, after, kept.dropped)
+        page = _page(kept.items, _row_timestamp, window, kept.dropped)
         return Page([join_rows(page.items)], page.next_cursor, page.last_cursor)
 
     # --- live changes -----------------------------------------------------------------------------

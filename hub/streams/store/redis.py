@@ -53,10 +53,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, TopicSummary
+from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
 from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
-from .cursor import check_limit
 from .parameter_rows import join_rows, split_rows
 from .retention import KEEP_EVERYTHING, Retention, trim_every
 
@@ -718,21 +717,21 @@ class RedisStore(StreamStore):
         return _info(await self._call(lambda c: c.hgetall(f"{self.prefix}/s/{topic}/{stream_id}")))
 
     async def _scan(
-        self, key: str, from_ts: int | None, to_ts: int | None, limit: int, after: str | None
+        self, key: str, window: ReadWindow
     ) -> tuple[list[tuple[bytes, dict[bytes, bytes]]], str | None, str | None]:
-        """Up to `limit` entries after the cursor whose `t` is in [from_ts, to_ts), the next cursor
+        """Up to `window.limit` entries after the cursor whose `t` is in the window, the next cursor
         (set only when one more matching entry exists) and the last entry's id."""
-        check_limit(limit)
-        start = _check_cursor(after)
-        filtered = from_ts is not None or to_ts is not None
+        limit = window.limit
+        start = _check_cursor(window.after)
+        filtered = window.filtered
+        admits = window.admits
         chunk = min(max(limit + 1, 512), 10_000) if filtered else limit + 1
         found: list[tuple[bytes, dict[bytes, bytes]]] = []
         while True:
             entries = await self._call(lambda c: c.xrange(key, min=start, max="+", count=chunk))
             for entry_id, fields in entries:
                 if filtered:
-                    ts = int(fields[b"t"])
-                    if (from_ts is not None and ts < from_ts) or (to_ts is not None and ts >= to_ts):
+                    if not admits(int(fields[b"t"])):
                         continue
                 if len(found) == limit:
                     last = _text(found[-1][0])
@@ -742,35 +741,20 @@ class RedisStore(StreamStore):
                 return found, None, _text(found[-1][0]) if found else None
             start = "(" + _text(entries[-1][0])
 
-    async def read_events(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
-    ) -> Page[Event]:
-        entries, cursor, last = await self._scan(self._data_key("e", topic, stream_id), from_ts, to_ts, limit, after)
+    async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
+        entries, cursor, last = await self._scan(self._data_key("e", topic, stream_id), window)
         return Page([_event(fields) for _, fields in entries], cursor, last)
 
     async def read_parameter_data(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
+        self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
-        entries, cursor, last = await self._scan(self._data_key("p", topic, stream_id), from_ts, to_ts, limit, after)
+        entries, cursor, last = await self._scan(self._data_key("p", topic, stream_id), window)
         data = join_rows((int(fields[b"t"]), _loads(fields[b"d"])) for _, fields in entries)
         return Page([data], cursor, last)
 
-    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
-        entries, cursor, last = await self._scan(f"{self.prefix}/q/{topic}", None, None, limit, after)
+    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+        unfiltered = ReadWindow(limit=window.limit, after=window.after)  # quarantined rows have no timestamp
+        entries, cursor, last = await self._scan(f"{self.prefix}/q/{topic}", unfiltered)
         return Page([QuarantinedRow(*_loads(fields[b"d"])) for _, fields in entries], cursor, last)
 
     # --- idempotency ------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 import orjson
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
-from ..models import TopicSummary
+from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
 from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
-from .cursor import check_limit, decode_cursor, encode_cursor
+from .cursor import decode_cursor, encode_cursor
 from .parameter_rows import join_rows, split_rows
 from .retention import KEEP_EVERYTHING, Retention, trim_every
 
@@ -525,9 +525,9 @@ class SqliteStore(StreamStore):
 
     # --- reads ------------------------------------------------------------------------------------
 
-    async def read_quarantine(self, topic: str, *, limit: int = 1000, after: str | None = None) -> Page[QuarantinedRow]:
-        check_limit(limit)
-        params = {"topic": topic, "after": decode_cursor(after), "fetch": limit + 1}
+    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+        limit = window.limit
+        params = {"topic": topic, "after": decode_cursor(window.after), "fetch": limit + 1}
 
         def query(conn: sqlite3.Connection) -> Page[QuarantinedRow]:
             rows = conn.execute(
@@ -571,17 +571,9 @@ class SqliteStore(StreamStore):
 
         return await self._read(query)
 
-    async def read_events(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
-    ) -> Page[Event]:
-        params = _page_params(topic, stream_id, from_ts, to_ts, limit, after)
+    async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
+        params = _page_params(topic, stream_id, window)
+        limit = window.limit
 
         def query(conn: sqlite3.Connection) -> Page[Event]:
             rows = conn.execute(_page_sql("events", "id, timestamp, value, tags"), params).fetchall()
@@ -591,16 +583,10 @@ class SqliteStore(StreamStore):
         return await self._read(query)
 
     async def read_parameter_data(
-        self,
-        topic: str,
-        stream_id: str,
-        *,
-        from_ts: int | None = None,
-        to_ts: int | None = None,
-        limit: int = 1000,
-        after: str | None = None,
+        self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
-        params = _page_params(topic, stream_id, from_ts, to_ts, limit, after)
+        params = _page_params(topic, stream_id, window)
+        limit = window.limit
 
         def query(conn: sqlite3.Connection) -> Page[ParameterData]:
             rows = conn.execute(_page_sql("parameter_rows", "timestamp, row_values"), params).fetchall()
@@ -828,17 +814,14 @@ def _info_from_row(row: tuple[Any, ...]) -> StreamInfo:
     )
 
 
-def _page_params(
-    topic: str, stream_id: str, from_ts: int | None, to_ts: int | None, limit: int, after: str | None
-) -> dict[str, Any]:
-    check_limit(limit)  # validated here, on the caller's side, so bad input raises ValueError
+def _page_params(topic: str, stream_id: str, window: ReadWindow) -> dict[str, Any]:
     return {
         "topic": topic,
         "stream_id": stream_id,
-        "after": decode_cursor(after),
-        "from_ts": from_ts,
-        "to_ts": to_ts,
-        "fetch": limit + 1,  # one more than asked tells whether a next page exists
+        "after": decode_cursor(window.after),  # on the caller's side, so a bad cursor raises ValueError
+        "from_ts": window.from_ts,
+        "to_ts": window.to_ts,
+        "fetch": window.limit + 1,  # one more than asked tells whether a next page exists
     }
 
 
