@@ -83,6 +83,21 @@ class StreamProperties:
             "timeOfRecording": self.time_of_recording,
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> StreamProperties:
+        """The inverse of to_json (missing keys read as empty)."""
+        return cls(
+            name=value.get("name"),
+            location=value.get("location"),
+            metadata=value.get("metadata") or {},
+            parents=value.get("parents") or [],
+            time_of_recording=value.get("timeOfRecording"),
+        )
+
+    def copy(self) -> StreamProperties:
+        """A copy sharing no mutable part with this one."""
+        return StreamProperties(self.name, self.location, dict(self.metadata), list(self.parents), self.time_of_recording)
+
 
 @dataclass(slots=True)
 class StreamInfo:
@@ -112,6 +127,22 @@ class StreamInfo:
             "lastTimestamp": self.last_timestamp,
             "lastActivity": self.last_activity,
         }
+
+    def copy(self) -> StreamInfo:
+        """A copy sharing no mutable part with this one (a store hands these out; callers may edit them)."""
+        return StreamInfo(
+            self.topic,
+            self.stream_id,
+            self.properties.copy(),
+            self.status,
+            self.events,
+            self.parameter_rows,
+            self.first_timestamp,
+            self.last_timestamp,
+            self.last_activity,
+            list(self.event_definitions),
+            list(self.parameter_definitions),
+        )
 
 
 @dataclass(slots=True, frozen=True)

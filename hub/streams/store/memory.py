@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
@@ -90,16 +90,6 @@ class _Stream:
         return reopened
 
 
-def _snapshot(info: StreamInfo) -> StreamInfo:
-    """A copy the caller may keep or change without touching the store."""
-    return replace(
-        info,
-        properties=_snapshot_properties(info.properties),
-        event_definitions=list(info.event_definitions),
-        parameter_definitions=list(info.parameter_definitions),
-    )
-
-
 def _page(
     items: list[Item], timestamp_of: Callable[[Item], int], window: ReadWindow, dropped: int = 0
 ) -> Page[Item]:
@@ -161,7 +151,7 @@ class MemoryStore(StreamStore):
     def _publish_stream(self, stream: _Stream) -> None:
         info = stream.info
         if self.changes.wants(info.topic, info.stream_id):
-            self.changes.publish(Change("stream", info.topic, info.stream_id, info=_snapshot(info)))
+            self.changes.publish(Change("stream", info.topic, info.stream_id, info=info.copy()))
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -197,17 +187,17 @@ class MemoryStore(StreamStore):
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
     ) -> Awaitable[StreamInfo]:
         stream, _ = self._stream(topic, stream_id)
-        stream.info.properties = _snapshot_properties(properties)
+        stream.info.properties = properties.copy()
         stream.touch((), reopen=reopen)
         self._publish_stream(stream)
-        return Resolved(_snapshot(stream.info))
+        return Resolved(stream.info.copy())
 
     def close_stream(self, topic: str, stream_id: str) -> Awaitable[StreamInfo]:
         stream, _ = self._stream(topic, stream_id, status="closed")
         stream.info.status = "closed"
         stream.touch((), reopen=False)
         self._publish_stream(stream)
-        return Resolved(_snapshot(stream.info))
+        return Resolved(stream.info.copy())
 
     def set_definitions(
         self, topic: str, stream_id: str, kind: DefinitionKind, definitions: list[dict[str, Any]]
@@ -222,7 +212,7 @@ class MemoryStore(StreamStore):
             return Resolved.failed(ValueError(f"unknown definition kind {kind!r}"))
         stream.touch((), reopen=False)
         self._publish_stream(stream)
-        return Resolved(_snapshot(stream.info))
+        return Resolved(stream.info.copy())
 
     def append_quarantine(self, topic: str, rows: list[QuarantinedRow]) -> Awaitable[int]:
         self._quarantine.setdefault(topic, []).extend(rows)
@@ -237,11 +227,11 @@ class MemoryStore(StreamStore):
         return [TopicSummary(topic, len(streams)) for topic, streams in sorted(self._topics.items())]
 
     async def list_streams(self, topic: str) -> list[StreamInfo]:
-        return [_snapshot(s.info) for s in self._topics.get(topic, {}).values()]
+        return [s.info.copy() for s in self._topics.get(topic, {}).values()]
 
     async def get_stream(self, topic: str, stream_id: str) -> StreamInfo | None:
         stream = self._topics.get(topic, {}).get(stream_id)
-        return None if stream is None else _snapshot(stream.info)
+        return None if stream is None else stream.info.copy()
 
     async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
         stream = self._topics.get(topic, {}).get(stream_id)
@@ -339,5 +329,3 @@ def _row_timestamp(row: tuple[int, RowValues]) -> int:
     return row[0]
 
 
-def _snapshot_properties(properties: StreamProperties) -> StreamProperties:
-    return replace(properties, metadata=dict(properties.metadata), parents=list(properties.parents))

@@ -56,23 +56,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
 from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
+from .encoding import dumps, loads, stream_info
 from .parameter_rows import join_rows, split_rows
 from .retention import KEEP_EVERYTHING, Retention, trim_every
 
-try:
-    import orjson
-
-    def _dumps(value: Any) -> bytes:
-        return orjson.dumps(value)
-
-    _loads = orjson.loads
-except ImportError:  # pragma: no cover
-    import json
-
-    def _dumps(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-    _loads = json.loads
 
 log = logging.getLogger("hub.store")
 
@@ -283,31 +270,24 @@ def _info(fields: Any) -> StreamInfo | None:
     if not fields:
         return None
     f = {_text(k): v for k, v in fields.items()}
-    p = _loads(f["properties"])
     first, last, activity = f.get("first"), f.get("last"), f.get("activity")
-    return StreamInfo(
-        topic=_text(f["topic"]),
-        stream_id=_text(f["stream_id"]),
-        properties=StreamProperties(
-            name=p.get("name"),
-            location=p.get("location"),
-            metadata=p.get("metadata") or {},
-            parents=p.get("parents") or [],
-            time_of_recording=p.get("timeOfRecording"),
-        ),
-        status=_text(f["status"]),  # type: ignore[arg-type]
-        events=int(f["events"]),
-        parameter_rows=int(f["rows"]),
-        first_timestamp=None if first is None else int(first),
-        last_timestamp=None if last is None else int(last),
-        last_activity=None if activity is None else float(activity),
-        event_definitions=_loads(f["edefs"]),
-        parameter_definitions=_loads(f["pdefs"]),
+    return stream_info(
+        _text(f["topic"]),
+        _text(f["stream_id"]),
+        f["properties"],
+        _text(f["status"]),  # type: ignore[arg-type]
+        int(f["events"]),
+        int(f["rows"]),
+        None if first is None else int(first),
+        None if last is None else int(last),
+        None if activity is None else float(activity),
+        f["edefs"],
+        f["pdefs"],
     )
 
 
 def _event(fields: dict[bytes, bytes]) -> Event:
-    id_, value, tags = _loads(fields[b"d"])
+    id_, value, tags = loads(fields[b"d"])
     return Event(id_, int(fields[b"t"]), value, tags or {})
 
 
@@ -639,11 +619,11 @@ class RedisStore(StreamStore):
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
         return self._append(
-            "e", topic, stream_id, [(e.timestamp, _dumps([e.id, e.value, e.tags or None])) for e in events]
+            "e", topic, stream_id, [(e.timestamp, dumps([e.id, e.value, e.tags or None])) for e in events]
         )
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        return self._append("p", topic, stream_id, [(ts, _dumps(values)) for ts, values in split_rows(data)])
+        return self._append("p", topic, stream_id, [(ts, dumps(values)) for ts, values in split_rows(data)])
 
     def _stream_call(self, function: str, topic: str, stream_id: str, *extra: Any) -> Awaitable[StreamInfo]:
         keys = self._stream_keys(topic, stream_id)
@@ -653,7 +633,7 @@ class RedisStore(StreamStore):
     def put_properties(
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
     ) -> Awaitable[StreamInfo]:
-        encoded = _dumps(properties.to_json())
+        encoded = dumps(properties.to_json())
         return self._stream_call("hub_put_properties", topic, stream_id, encoded, "1" if reopen else "0")
 
     def close_stream(self, topic: str, stream_id: str) -> Awaitable[StreamInfo]:
@@ -667,11 +647,11 @@ class RedisStore(StreamStore):
             future: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
             future.set_exception(ValueError(f"unknown definition kind {kind!r}"))
             return future
-        return self._stream_call("hub_set_definitions", topic, stream_id, field, _dumps(definitions))
+        return self._stream_call("hub_set_definitions", topic, stream_id, field, dumps(definitions))
 
     def append_quarantine(self, topic: str, rows: list[QuarantinedRow]) -> Awaitable[int]:
         key = f"{self.prefix}/q/{topic}"
-        encoded = [_dumps([r.stream_id, r.line, r.reason, r.raw, r.received_at]) for r in rows]
+        encoded = [dumps([r.stream_id, r.line, r.reason, r.raw, r.received_at]) for r in rows]
 
         return self._submit("hub_quarantine", [key], encoded, int)
 
@@ -749,13 +729,13 @@ class RedisStore(StreamStore):
         self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
         entries, cursor, last = await self._scan(self._data_key("p", topic, stream_id), window)
-        data = join_rows((int(fields[b"t"]), _loads(fields[b"d"])) for _, fields in entries)
+        data = join_rows((int(fields[b"t"]), loads(fields[b"d"])) for _, fields in entries)
         return Page([data], cursor, last)
 
     async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
         unfiltered = ReadWindow(limit=window.limit, after=window.after)  # quarantined rows have no timestamp
         entries, cursor, last = await self._scan(f"{self.prefix}/q/{topic}", unfiltered)
-        return Page([QuarantinedRow(*_loads(fields[b"d"])) for _, fields in entries], cursor, last)
+        return Page([QuarantinedRow(*loads(fields[b"d"])) for _, fields in entries], cursor, last)
 
     # --- idempotency ------------------------------------------------------------------------------
 
@@ -858,7 +838,7 @@ class RedisStore(StreamStore):
             if not self.changes.wants(topic, stream_id):
                 continue
             if kind == "s":
-                wanted.append((kind, topic, stream_id, _loads(fields[b"h"])))
+                wanted.append((kind, topic, stream_id, loads(fields[b"h"])))
             else:
                 wanted.append((kind, topic, stream_id, None))
                 pipe.xrange(self._data_key(kind, topic, stream_id), min=fields[b"a"], max=fields[b"b"])
@@ -877,7 +857,7 @@ class RedisStore(StreamStore):
                     events = [_event(fields) for _, fields in reply]
                     self.changes.publish(Change("events", topic, stream_id, events=events, cursors=cursors))
                 else:
-                    data = join_rows((int(fields[b"t"]), _loads(fields[b"d"])) for _, fields in reply)
+                    data = join_rows((int(fields[b"t"]), loads(fields[b"d"])) for _, fields in reply)
                     self.changes.publish(Change("parameters", topic, stream_id, parameter_data=data, cursors=cursors))
 
 

@@ -19,7 +19,6 @@ See protocol-notes/stream-store.md for the schema, and for why `synchronous` def
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import sqlite3
 import threading
@@ -30,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-import orjson
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
 from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
 from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
 from .cursor import decode_cursor, encode_cursor
+from .encoding import dumps_text, loads, stream_info
 from .parameter_rows import join_rows, split_rows
 from .retention import KEEP_EVERYTHING, Retention, trim_every
 
@@ -167,13 +166,6 @@ class _Published:
 
     result: Any
     publish: Callable[[], None]
-
-
-def _dumps(value: Any) -> str:
-    # orjson: a fifth of the writer thread's time went to the standard library's encoder (tags,
-    # parameter rows; bench/RESULTS.md). Same compact JSON; validated values hold no NaN or lone
-    # surrogates, which are the two places the encoders differ.
-    return orjson.dumps(value).decode()
 
 
 class SqliteStore(StreamStore):
@@ -416,7 +408,7 @@ class SqliteStore(StreamStore):
             key, changed = self._data_stream(conn, topic, stream_id)
             conn.executemany(
                 "INSERT INTO events (stream, timestamp, id, value, tags) VALUES (?, ?, ?, ?, ?)",
-                [(key, e.timestamp, e.id, e.value, _dumps(e.tags) if e.tags else None) for e in events],
+                [(key, e.timestamp, e.id, e.value, dumps_text(e.tags) if e.tags else None) for e in events],
             )
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             _touch(conn, key, now, [e.timestamp for e in events], events=len(events))
@@ -434,7 +426,7 @@ class SqliteStore(StreamStore):
             key, changed = self._data_stream(conn, topic, stream_id)
             conn.executemany(
                 "INSERT INTO parameter_rows (stream, timestamp, row_values) VALUES (?, ?, ?)",
-                [(key, timestamp, _dumps(values)) for timestamp, values in split_rows(data)],
+                [(key, timestamp, dumps_text(values)) for timestamp, values in split_rows(data)],
             )
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             _touch(conn, key, now, data.timestamps, rows=data.rows)
@@ -470,7 +462,7 @@ class SqliteStore(StreamStore):
     def put_properties(
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
     ) -> Awaitable[StreamInfo]:
-        now, encoded = time.time(), _dumps(properties.to_json())
+        now, encoded = time.time(), dumps_text(properties.to_json())
 
         def apply(conn: sqlite3.Connection) -> StreamInfo:
             key = _ensure_stream(conn, topic, stream_id)
@@ -498,7 +490,7 @@ class SqliteStore(StreamStore):
         self, topic: str, stream_id: str, kind: DefinitionKind, definitions: list[dict[str, Any]]
     ) -> Awaitable[StreamInfo]:
         column = {"events": "event_definitions", "parameters": "parameter_definitions"}.get(kind)
-        now, encoded = time.time(), _dumps(definitions)
+        now, encoded = time.time(), dumps_text(definitions)
 
         def apply(conn: sqlite3.Connection) -> StreamInfo:
             if column is None:
@@ -577,7 +569,7 @@ class SqliteStore(StreamStore):
 
         def query(conn: sqlite3.Connection) -> Page[Event]:
             rows = conn.execute(_page_sql("events", "id, timestamp, value, tags"), params).fetchall()
-            items = [Event(id, ts, value, orjson.loads(tags) if tags else {}) for _, id, ts, value, tags in rows]
+            items = [Event(id, ts, value, loads(tags) if tags else {}) for _, id, ts, value, tags in rows]
             return _to_page(rows, items, limit)
 
         return await self._read(query)
@@ -591,7 +583,7 @@ class SqliteStore(StreamStore):
         def query(conn: sqlite3.Connection) -> Page[ParameterData]:
             rows = conn.execute(_page_sql("parameter_rows", "timestamp, row_values"), params).fetchall()
             page = _to_page(rows, rows, limit)
-            data = join_rows((ts, orjson.loads(values)) for _, ts, values in page.items)
+            data = join_rows((ts, loads(values)) for _, ts, values in page.items)
             return Page([data], page.next_cursor, page.last_cursor)
 
         return await self._read(query)
@@ -755,9 +747,9 @@ def _every_stream_key(conn: sqlite3.Connection, chunk: int = 1000) -> Iterable[i
 def _copy_info(info: StreamInfo) -> StreamInfo:
     """A StreamInfo the feed may hand out while the writer's caller keeps its own."""
     return _info_from_row(
-        (info.topic, info.stream_id, _dumps(info.properties.to_json()), info.status, info.events, info.parameter_rows,
-         info.first_timestamp, info.last_timestamp, info.last_activity, _dumps(info.event_definitions),
-         _dumps(info.parameter_definitions))
+        (info.topic, info.stream_id, dumps_text(info.properties.to_json()), info.status, info.events, info.parameter_rows,
+         info.first_timestamp, info.last_timestamp, info.last_activity, dumps_text(info.event_definitions),
+         dumps_text(info.parameter_definitions))
     )
 
 
@@ -791,27 +783,7 @@ def _stream_info(conn: sqlite3.Connection, key: int) -> StreamInfo:
 
 
 def _info_from_row(row: tuple[Any, ...]) -> StreamInfo:
-    topic, stream_id, properties, status, events, rows, first, last, activity, event_defs, parameter_defs = row
-    p = json.loads(properties)
-    return StreamInfo(
-        topic=topic,
-        stream_id=stream_id,
-        properties=StreamProperties(
-            name=p.get("name"),
-            location=p.get("location"),
-            metadata=p.get("metadata") or {},
-            parents=p.get("parents") or [],
-            time_of_recording=p.get("timeOfRecording"),
-        ),
-        status=status,
-        events=events,
-        parameter_rows=rows,
-        first_timestamp=first,
-        last_timestamp=last,
-        last_activity=activity,
-        event_definitions=json.loads(event_defs),
-        parameter_definitions=json.loads(parameter_defs),
-    )
+    return stream_info(*row)
 
 
 def _page_params(topic: str, stream_id: str, window: ReadWindow) -> dict[str, Any]:
