@@ -21,10 +21,7 @@ import logging
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools not installed: h11 only
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("hub.http")
 
@@ -112,78 +109,74 @@ def _peer(client: tuple[str, int] | None) -> str:
     return "%s:%d" % client if client else "client"
 
 
-if HttpToolsProtocol is not None:
+class BoundedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
+    """httptools (llhttp) keeps a header's name and value until it ends and uvicorn keeps the URL,
+    both without bound: bytes are counted here before the parser sees them, and while a head is
+    being read no more than the bound is ever fed. A head that begins inside a read still being
+    parsed (pipelined behind a body) is counted from the next read, so it can pass the bound by
+    at most that one read (≤ 256 KiB)."""
 
-    class BoundedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
-        """httptools (llhttp) keeps a header's name and value until it ends and uvicorn keeps the URL,
-        both without bound: bytes are counted here before the parser sees them, and while a head is
-        being read no more than the bound is ever fed. A head that begins inside a read still being
-        parsed (pipelined behind a body) is counted from the next read, so it can pass the bound by
-        at most that one read (≤ 256 KiB)."""
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading_head = True  # between a message's end (or the start) and its headers' end
+        self._head_bytes = 0  # bytes fed while reading this head
+        self._head_begun = False
 
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self._reading_head = True  # between a message's end (or the start) and its headers' end
-            self._head_bytes = 0  # bytes fed while reading this head
-            self._head_begun = False
-
-        def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
-            if not self._reading_head:
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if not self._reading_head:
+            super().data_received(data)
+        else:
+            room = MAX_HEAD_BYTES - self._head_bytes
+            # The head's end (its empty line; not empty lines before a request, which the parser
+            # skips) within its room: all of the head is in and within the bound, so the whole
+            # read goes to the parser uncut (a body usually follows).
+            if len(data) <= room or (data[:1] not in b"\r\n" and data.find(b"\r\n\r\n", 0, room) != -1):
+                self._head_bytes += min(len(data), room)
                 super().data_received(data)
             else:
-                room = MAX_HEAD_BYTES - self._head_bytes
-                # The head's end (its empty line; not empty lines before a request, which the parser
-                # skips) within its room: all of the head is in and within the bound, so the whole
-                # read goes to the parser uncut (a body usually follows).
-                if len(data) <= room or (data[:1] not in b"\r\n" and data.find(b"\r\n\r\n", 0, room) != -1):
-                    self._head_bytes += min(len(data), room)
-                    super().data_received(data)
-                else:
-                    self._feed_past_bound(data, room)
-                    return
-            if (
-                self._reading_head
-                and (self._head_begun or self._head_bytes)
-                and not self._upgraded
-                and not self.transport.is_closing()
-            ):
-                self._arm_head_timer()
-
-        def _feed_past_bound(self, data: bytes, room: int) -> None:
-            """`data` holds more than the head may still take: feed the head's share, then see."""
-            if room:
-                self._head_bytes += room
-                super().data_received(data[:room])
-            if self.transport.is_closing():
+                self._feed_past_bound(data, room)
                 return
-            if self._reading_head and self._head_bytes >= MAX_HEAD_BYTES:  # the same head, and more of it
-                self._refuse_head()
-                return
-            protocol = self.transport.get_protocol()  # the head ended within the bound: the rest goes on
-            protocol.data_received(data[room:])
+        if (
+            self._reading_head
+            and (self._head_begun or self._head_bytes)
+            and not self._upgraded
+            and not self.transport.is_closing()
+        ):
+            self._arm_head_timer()
 
-        def on_message_begin(self) -> None:
-            self._head_begun = True
-            super().on_message_begin()
+    def _feed_past_bound(self, data: bytes, room: int) -> None:
+        """`data` holds more than the head may still take: feed the head's share, then see."""
+        if room:
+            self._head_bytes += room
+            super().data_received(data[:room])
+        if self.transport.is_closing():
+            return
+        if self._reading_head and self._head_bytes >= MAX_HEAD_BYTES:  # the same head, and more of it
+            self._refuse_head()
+            return
+        protocol = self.transport.get_protocol()  # the head ended within the bound: the rest goes on
+        protocol.data_received(data[room:])
 
-        def on_headers_complete(self) -> None:
-            self._reading_head = False
-            self._disarm_head_timer()
-            super().on_headers_complete()
+    def on_message_begin(self) -> None:
+        self._head_begun = True
+        super().on_message_begin()
 
-        def on_message_complete(self) -> None:
-            super().on_message_complete()
-            self._reading_head, self._head_bytes, self._head_begun = True, 0, False
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._disarm_head_timer()
+        super().on_headers_complete()
 
-        def handle_websocket_upgrade(self) -> None:
-            self._upgraded = True
-            self._disarm_head_timer()
-            super().handle_websocket_upgrade()
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head, self._head_bytes, self._head_begun = True, 0, False
 
-else:  # pragma: no cover - httptools is part of uvicorn[standard]
-    BoundedHttpToolsProtocol = None  # type: ignore[assignment,misc]
+    def handle_websocket_upgrade(self) -> None:
+        self._upgraded = True
+        self._disarm_head_timer()
+        super().handle_websocket_upgrade()
+
 
 
 class HeadBoundedConnection(h11.Connection):
@@ -262,11 +255,8 @@ IMPLEMENTATIONS = ("auto", "httptools", "h11")
 
 
 def http_protocol_class(implementation: str = "auto", header_timeout: float = 10.0) -> type[asyncio.Protocol]:
-    """The class to pass as uvicorn.Config(http=...): httptools when installed ("auto"), else h11."""
+    """The class to pass as uvicorn.Config(http=...): httptools ("auto", as uvicorn's own default) or h11."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown HTTP implementation {implementation!r}; use one of {', '.join(IMPLEMENTATIONS)}")
-    if implementation == "httptools" and BoundedHttpToolsProtocol is None:
-        raise ValueError("httptools is not installed")
-    use_h11 = implementation == "h11" or BoundedHttpToolsProtocol is None
-    base = BoundedH11Protocol if use_h11 else BoundedHttpToolsProtocol
+    base = BoundedH11Protocol if implementation == "h11" else BoundedHttpToolsProtocol
     return type(base.__name__, (base,), {"header_timeout": header_timeout})
