@@ -42,7 +42,8 @@ from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
 from .ratelimit import RateLimiter
 from .signalr.connection import SignalROptions
-from .signalr.endpoint import ConnectionSlots, HubEndpoint
+from .signalr.connections import ConnectionSlots
+from .signalr.endpoint import HubEndpoint
 from .streams.service import IngestionService
 from .streams.store import open_store
 from .writer.hub import WriterHub

@@ -7,6 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from .signalr.transports import TRANSPORTS
+
+_TRANSPORT_NAMES = tuple(t.name for t in TRANSPORTS)  # negotiate's order
+
 
 @dataclass(slots=True)
 class Settings:
@@ -29,7 +33,7 @@ class Settings:
     header_timeout: float = 10.0  # seconds a connection has to send a complete request head
     http: str = "auto"  # the HTTP/1.1 parser: auto (httptools if installed) | httptools | h11
     poll_timeout: float = 90.0
-    transports: list[str] = field(default_factory=lambda: ["WebSockets", "ServerSentEvents", "LongPolling"])
+    transports: list[str] = field(default_factory=lambda: list(_TRANSPORT_NAMES))
     cors_origins: list[str] = field(default_factory=list)
     rate_limit: float | None = None  # requests per second per token and topic; None = off
     retention: str | None = None  # e.g. "7d", "100000" (count), "7d,100000"
@@ -122,7 +126,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
 # Repeatable flags: (flag, dest, help); env HUB_<DEST> comma-separated.
 _LISTS: list[tuple[str, str, str]] = [
     ("token", "tokens", "an accepted token"),
-    ("transport", "transports", "a SignalR transport to offer: WebSockets, ServerSentEvents, LongPolling"),
+    ("transport", "transports", "a SignalR transport to offer: " + ", ".join(_TRANSPORT_NAMES)),
     ("cors-origin", "cors_origins", "an origin allowed to call the hub from a browser, e.g. https://app.example"),
 ]
 
@@ -175,9 +179,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
             raw = env.get("HUB_TOKEN")
         if raw is not None:
             setattr(settings, dest, [v.strip() for v in raw.split(",") if v.strip()])
-    unknown = set(settings.transports) - {"WebSockets", "ServerSentEvents", "LongPolling"}
+    unknown = set(settings.transports) - set(_TRANSPORT_NAMES)
     if unknown or not settings.transports:
-        raise SystemExit(f"writer-hub: --transport: unknown {sorted(unknown)}; use WebSockets, ServerSentEvents, LongPolling")
+        raise SystemExit(f"writer-hub: --transport: unknown {sorted(unknown)}; use {', '.join(_TRANSPORT_NAMES)}")
     if args.allow_anonymous:
         settings.allow_anonymous = True
     elif "HUB_ALLOW_ANONYMOUS" in env:

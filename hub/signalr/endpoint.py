@@ -1,16 +1,16 @@
-"""One hub at one path: `POST {path}/negotiate` and the transports at `{path}`.
+"""One hub at one path: `POST {path}/negotiate` and the transports at `{path}`, as ASP.NET's
+HttpConnectionDispatcher.
 
 This is the SignalR layer's face to the ASGI app. It knows nothing of what the hub does; it is given a
-Hub, the timers and limits, and a function saying who a request is (None = not allowed).
+Hub, the timers and limits, and a function saying who a request is (None = not allowed). It answers
+each request with its status and text, and starts or resumes the hub connection on the transport the
+request names; the connections themselves (their ids, owners, slots and expiry) are connections.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
@@ -19,9 +19,13 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from .connection import HubConnection, KeepAlive, SignalROptions
+from .connection import HubConnection
+from .connection import KeepAlive
+from .connection import SignalROptions
+from .connections import ConnectionRegistry, ConnectionSlots, NegotiatedConnection
 from .dispatcher import HubDispatcher
 from .hub import Hub
+from .transports import TRANSPORTS
 from .transports.base import Transport
 from .transports.long_polling import ENDED, LongPollingTransport
 from .transports.sse import ServerSentEventsTransport
@@ -37,95 +41,12 @@ NOT_YOURS = {"error": "Forbidden: this connection was negotiated by another user
 UNAUTHORIZED = {"error": "Unauthorized: a valid token is required (Authorization: Bearer <token> or ?access_token=<token>)."}
 
 
-class ConnectionSlots:
-    """--max-connections: SignalR connections of every hub together. A slot is taken at negotiate
-    (or at the upgrade of a WebSocket that skipped negotiate) and given back when the connection is
-    forgotten. At the bound new connections are refused with 503 and Retry-After; open connections,
-    /health and the HTTP API are not affected."""
-
-    __slots__ = ("limit", "used")
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.used = 0
-
-    def take(self) -> bool:
-        if self.used >= self.limit:
-            return False
-        self.used += 1
-        return True
-
-    def give_back(self) -> None:
-        self.used -= 1
-
-
-def _too_many(slots: ConnectionSlots) -> dict:
+def too_many_connections(slots: ConnectionSlots) -> dict:
     return {"error": f"The server has reached its limit of {slots.limit} connections (--max-connections); retry later."}
 
 
-@dataclass(slots=True)
-class NegotiatedConnection:
-    connection_id: str
-    token: str
-    user: str | None
-    # How logs name it: never the token (under negotiate v0 the connection id is the token).
-    log_id: str = ""
-    created: float = field(default_factory=time.monotonic)
-    transport: str | None = None
-    hub_connection: HubConnection | None = None
-    # Since when no transport request has been attached (None while one is): the connection is
-    # dropped when that lasts `disconnect_timeout` (never attached, or a long-polling client gone).
-    idle_since: float | None = field(default_factory=time.monotonic)
-    requests: int = 0
-    early: bytearray = field(default_factory=bytearray)  # POSTed before a transport was attached
-    post_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # POST bodies apply in order
-    stateful: bool = False  # negotiated useStatefulReconnect: a new WebSocket may resume the connection
-
-    def attach(self, transport: str) -> None:
-        self.transport = transport
-        self.requests += 1
-        self.idle_since = None
-
-    def detach(self) -> None:
-        self.requests -= 1
-        if not self.requests:
-            self.idle_since = time.monotonic()
-
-
-class ConnectionRegistry:
-    """Connections by the id their transport requests carry (the connectionToken under negotiate
-    v1, the connectionId under v0). A negotiated connection with no transport attached within
-    `disconnect_timeout` is dropped."""
-
-    def __init__(self, disconnect_timeout: float, slots: ConnectionSlots | None = None):
-        self.disconnect_timeout = disconnect_timeout
-        self.by_token: dict[str, NegotiatedConnection] = {}
-        self.slots = slots if slots is not None else ConnectionSlots(2**31)
-
-    def create(self, user: str | None, version: int) -> NegotiatedConnection | None:
-        """A new connection, holding a slot until it is removed; None when no slot is free."""
-        if not self.slots.take():
-            return None
-        connection_id = secrets.token_urlsafe(16)
-        token = secrets.token_urlsafe(16) if version >= 1 else connection_id
-        log_id = connection_id if version >= 1 else "v0-" + secrets.token_hex(6)
-        record = NegotiatedConnection(connection_id, token, user, log_id)
-        self.by_token[token] = record
-        return record
-
-    def get(self, token: str) -> NegotiatedConnection | None:
-        return self.by_token.get(token)
-
-    def remove(self, token: str) -> None:
-        if self.by_token.pop(token, None) is not None:
-            self.slots.give_back()
-
-    def expire(self, now: float) -> list[NegotiatedConnection]:
-        """Remove and return the connections idle (no transport request) for the disconnect timeout."""
-        stale = [r for r in self.by_token.values() if r.idle_since is not None and now - r.idle_since >= self.disconnect_timeout]
-        for record in stale:
-            self.remove(record.token)
-        return stale
+def not_offered(transport: type[Transport]) -> str:
+    return f"{transport.name} transport not supported by this end point type"
 
 
 class HubEndpoint:
@@ -136,18 +57,18 @@ class HubEndpoint:
         options: SignalROptions,
         authenticate: Authenticator,
         *,
-        transports: tuple[str, ...] = ("WebSockets",),
+        transports: tuple[str, ...] = (WebSocketTransport.name,),
         slots: ConnectionSlots | None = None,
     ):
         self.path = path.rstrip("/")
         self.options = options
         self.authenticate = authenticate
-        # Offered in negotiate: what the operator allows and this endpoint implements.
-        self.transports = tuple(t for t in IMPLEMENTED_TRANSPORTS if t in transports)
+        # Offered in negotiate: what the operator allows (by name) and this endpoint implements.
+        self.transports = tuple(t for t in TRANSPORTS if t.name in transports)
         self.dispatcher = HubDispatcher(hub)
-        self.registry = ConnectionRegistry(options.disconnect_timeout, slots)
         self.keepalive = KeepAlive(options)
-        self._sweeper: asyncio.Task | None = None
+        # The keep-alive ticks the connections the registry starts, until it forgets them.
+        self.registry = ConnectionRegistry(options.disconnect_timeout, slots, live=self.keepalive.connections)
         self.stopping = False
 
     @property
@@ -162,14 +83,14 @@ class HubEndpoint:
 
     async def start(self) -> None:
         self.keepalive.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self.registry.start()
 
     async def shutdown(self, timeout: float, goodbye_timeout: float = 0.3) -> None:
         """Finish in-flight invocations (for at most `timeout` s), then tell every client it may
         reconnect (for at most `goodbye_timeout` s more: a client that does not read its socket
         cannot hold the shutdown; its Close is abandoned)."""
         self.stopping = True  # from now on new connections are refused: clients retry, and find the next server
-        connections = list(self.keepalive.connections)
+        connections = list(self.registry.live)
         await asyncio.gather(*(c.drain(timeout) for c in connections), return_exceptions=True)
         goodbyes = [asyncio.ensure_future(c.close(allow_reconnect=True)) for c in connections]
         if goodbyes:
@@ -179,17 +100,7 @@ class HubEndpoint:
             for task in done:
                 task.exception()  # retrieved: a client gone meanwhile is no error here
         await self.keepalive.stop()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(max(0.1, min(1.0, self.options.disconnect_timeout / 4)))
-            for record in self.registry.expire(time.monotonic()):
-                try:
-                    await self._dispose(record, f"no transport request for {self.options.disconnect_timeout:g} s")
-                except Exception:  # noqa: BLE001 - the sweeper must survive one connection's failure
-                    log.exception("disposing connection %s failed", record.log_id)
+        self.registry.stop()
 
     # --- negotiate -----------------------------------------------------------------------------------
 
@@ -206,18 +117,18 @@ class HubEndpoint:
         version = 1 if requested >= 1 else 0
         record = self.registry.create(user, version)
         if record is None:
-            return JSONResponse(_too_many(self.registry.slots), status_code=503, headers={"Retry-After": "5"})
+            return JSONResponse(too_many_connections(self.registry.slots), status_code=503, headers={"Retry-After": "5"})
         body: dict = {"negotiateVersion": version, "connectionId": record.connection_id}
         if version >= 1:
             body["connectionToken"] = record.token
         body["availableTransports"] = [
-            {"transport": name, "transferFormats": list(TRANSFER_FORMATS[name])} for name in self.transports
+            {"transport": t.name, "transferFormats": [f.value for f in t.transfer_formats]} for t in self.transports
         ]
         # Only when the client asked (a client that did not ask fails on it) and WebSockets is offered.
         if (
             self.options.stateful_reconnect
             and request.query_params.get("useStatefulReconnect", "").lower() == "true"
-            and "WebSockets" in self.transports
+            and WebSocketTransport in self.transports
         ):
             record.stateful = True
             body["useStatefulReconnect"] = True
@@ -233,8 +144,8 @@ class HubEndpoint:
         if user is None:
             await _deny(ws, 401, UNAUTHORIZED)
             return
-        if "WebSockets" not in self.transports:
-            await _deny(ws, 404, {"error": "WebSockets transport not supported by this end point type"})
+        if WebSocketTransport not in self.transports:
+            await _deny(ws, 404, {"error": not_offered(WebSocketTransport)})
             return
         token = ws.query_params.get("id")
         if token:
@@ -242,11 +153,11 @@ class HubEndpoint:
             if record is None:
                 await _deny(ws, 404, {"error": "No Connection with that ID"})
                 return
-            if record.user != user:
+            if not record.belongs_to(user):
                 log.info("connection %s: WebSocket refused: another user's connection", record.log_id)
                 await _deny(ws, 403, NOT_YOURS)
                 return
-            if record.transport not in (None, "WebSockets"):
+            if record.transport not in (None, WebSocketTransport):
                 await _deny(ws, 400, {"error": "Cannot change transports mid-connection"})
                 return
             resumable = record.hub_connection is not None and record.hub_connection.pipe is not None
@@ -256,10 +167,10 @@ class HubEndpoint:
         else:  # skipNegotiation: the connection is made on the fly
             made = self.registry.create(user, 1)
             if made is None:
-                await _deny(ws, 503, _too_many(self.registry.slots))
+                await _deny(ws, 503, too_many_connections(self.registry.slots))
                 return
             record = made
-        record.attach("WebSockets")
+        record.attach(WebSocketTransport)
         await ws.accept()
         transport = WebSocketTransport(ws, reader=asyncio.current_task())
         if record.hub_connection is not None:  # a stateful reconnect: the same connection, a new socket
@@ -268,8 +179,7 @@ class HubEndpoint:
         else:
             conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user, record.log_id)
             conn.allow_stateful = record.stateful
-            record.hub_connection = conn
-            self.keepalive.connections.add(conn)
+            self.registry.started(record, conn)
         try:
             while True:
                 transport.reading = True
@@ -297,8 +207,7 @@ class HubEndpoint:
                 record.detach()  # kept: the sweeper ends it after the disconnect timeout unless it resumes
             else:
                 conn.gone()
-                self.keepalive.connections.discard(conn)
-                self.registry.remove(record.token)
+                self.registry.forget(record)
 
     # --- Server-Sent Events and long polling: GET, POST and DELETE on the hub path ------------------
     # Status codes and texts as ASP.NET's HttpConnectionDispatcher; see protocol-notes/transports.md.
@@ -313,7 +222,7 @@ class HubEndpoint:
         record = self.registry.get(token)
         if record is None:
             return PlainTextResponse("No Connection with that ID", status_code=404)
-        if record.user != user:  # ASP.NET only logs this; here nothing happens to the connection
+        if not record.belongs_to(user):  # ASP.NET only logs this; here nothing happens to the connection
             log.info("connection %s: %s refused: another user's connection", record.log_id, request.method)
             return JSONResponse(NOT_YOURS, status_code=403)
         if self.stopping and record.hub_connection is None:  # no new connections while draining
@@ -323,9 +232,9 @@ class HubEndpoint:
         if request.method == "DELETE":
             return await self._delete(record)
         sse = "text/event-stream" in request.headers.get("accept", "")
-        wanted = "ServerSentEvents" if sse else "LongPolling"
+        wanted = ServerSentEventsTransport if sse else LongPollingTransport
         if wanted not in self.transports:
-            return PlainTextResponse(f"{wanted} transport not supported by this end point type", status_code=404)
+            return PlainTextResponse(not_offered(wanted), status_code=404)
         if record.transport not in (None, wanted):
             return PlainTextResponse("Cannot change transports mid-connection", status_code=400)
         if sse:
@@ -337,15 +246,15 @@ class HubEndpoint:
 
     async def _poll(self, request: Request, record: NegotiatedConnection, user: str | None) -> Response:
         if record.hub_connection is None:  # the first poll starts the connection and returns at once
-            record.attach("LongPolling")
+            record.attach(LongPollingTransport)
             try:
-                await self._start(record, LongPollingTransport(), user)
+                await self.start_connection(record, LongPollingTransport(), user)
             finally:
                 record.detach()
             return Response(b"", media_type="application/octet-stream", headers=_NO_CACHE)
         transport = record.hub_connection.transport
         assert isinstance(transport, LongPollingTransport)
-        record.attach("LongPolling")
+        record.attach(LongPollingTransport)
         poll = asyncio.ensure_future(transport.poll(self.options.poll_timeout))
         left = asyncio.ensure_future(_disconnected(request.receive))
         try:
@@ -357,14 +266,14 @@ class HubEndpoint:
         data = poll.result() if poll.done() and not poll.cancelled() else ENDED
         if data is ENDED:
             if transport.drained:
-                await self._dispose(record, "closed by the server")
+                await self.registry.dispose(record, "closed by the server")
             return Response(status_code=204, media_type="text/plain", headers=_NO_CACHE)
         return Response(data, media_type="application/octet-stream" if data else "text/plain", headers=_NO_CACHE)
 
     async def _post(self, request: Request, record: NegotiatedConnection) -> Response:
         """Client to server: the body is hub-protocol bytes, any number of records (a record may
         continue in the next POST), applied in arrival order."""
-        if record.transport == "WebSockets":
+        if record.transport is WebSocketTransport:
             return PlainTextResponse("POST requests are not allowed for WebSocket connections.", status_code=405)
         async with record.post_lock:
             try:
@@ -373,7 +282,7 @@ class HubEndpoint:
                         await record.hub_connection.receive(chunk)
                     elif len(record.early) + len(chunk) <= self.options.max_message_size:
                         # Kept until a transport is attached (signalrcore POSTs its handshake first),
-                        # then fed by _start, in order.
+                        # then fed by start_connection, in order.
                         record.early += chunk
                     else:
                         return PlainTextResponse(
@@ -384,31 +293,20 @@ class HubEndpoint:
         return Response(b"", media_type="text/plain")
 
     async def _delete(self, record: NegotiatedConnection) -> Response:
-        if record.transport != "LongPolling":
+        if record.transport is not LongPollingTransport:
             return PlainTextResponse("Cannot terminate this connection using the DELETE endpoint.", status_code=400)
-        await self._dispose(record, "DELETE")
+        await self.registry.dispose(record, "DELETE")
         return Response(b"", status_code=202, media_type="text/plain")
 
-    async def _start(self, record: NegotiatedConnection, transport: Transport, user: str | None) -> HubConnection:
+    async def start_connection(self, record: NegotiatedConnection, transport: Transport, user: str | None) -> HubConnection:
+        """The hub connection of an HTTP transport's first request, fed what was POSTed before it."""
         conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user, record.log_id)
-        record.hub_connection = conn
-        self.keepalive.connections.add(conn)
+        self.registry.started(record, conn)
         async with record.post_lock:
             if record.early:
                 early, record.early = bytes(record.early), bytearray()
                 await conn.receive(early)
         return conn
-
-    async def _dispose(self, record: NegotiatedConnection, why: str) -> None:
-        """Forget a connection: its transport ends (a pending poll gets 204) and its hub is told."""
-        self.registry.remove(record.token)
-        conn = record.hub_connection
-        if record.transport != "WebSockets":  # uvicorn logs WebSocket closes; these have no other trace
-            log.info("connection %s (%s) closed: %s", record.log_id, record.transport or "no transport", why)
-        if conn is not None:
-            self.keepalive.connections.discard(conn)
-            await conn.transport.close()
-            conn.gone()
 
 
 class _EventStream:
@@ -419,11 +317,11 @@ class _EventStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = ServerSentEventsTransport(send)
-        transport.before_end = lambda: self.endpoint.registry.remove(self.record.token)
+        transport.before_end = lambda: self.endpoint.registry.remove(self.record)
         left = asyncio.ensure_future(_disconnected(receive))
         try:
             await transport.open()
-            await self.endpoint._start(self.record, transport, self.user)
+            await self.endpoint.start_connection(self.record, transport, self.user)
             ended = asyncio.ensure_future(transport.ended.wait())
             try:
                 await asyncio.wait((ended, left), return_when=asyncio.FIRST_COMPLETED)
@@ -431,7 +329,7 @@ class _EventStream:
                 ended.cancel()
         finally:
             left.cancel()
-            await self.endpoint._dispose(self.record, "closed by the server" if transport.ended.is_set() else "client gone")
+            await self.endpoint.registry.dispose(self.record, "closed by the server" if transport.ended.is_set() else "client gone")
             await transport.close()
 
 
@@ -443,15 +341,6 @@ async def _disconnected(receive: Receive) -> None:
 
 # ASP.NET's no-cache headers on every poll: no proxy may answer a poll from a cache.
 _NO_CACHE = {"Cache-Control": "no-cache, no-store", "Pragma": "no-cache", "Expires": "Thu, 01 Jan 1970 00:00:00 GMT"}
-
-
-IMPLEMENTED_TRANSPORTS = ("WebSockets", "ServerSentEvents", "LongPolling")  # negotiate lists them in this order
-
-TRANSFER_FORMATS = {
-    "WebSockets": ("Text", "Binary"),
-    "ServerSentEvents": ("Text",),
-    "LongPolling": ("Text", "Binary"),
-}
 
 
 async def _deny(ws: WebSocket, status: int, body: dict) -> None:

@@ -18,8 +18,10 @@ GOODBYE_TIMEOUT = 5.0
 
 
 class Transport(ABC):
+    #: What negotiate's `availableTransports` and --transport call it.
     name: ClassVar[str]
-    transfer_formats: ClassVar[frozenset[TransferFormat]]
+    #: What it can carry, in the order negotiate lists them.
+    transfer_formats: ClassVar[tuple[TransferFormat, ...]]
     #: True when the transport's own requests show the client is alive (long polling): the
     #: connection then sends no pings and applies no client timeout (ASP.NET's HasInherentKeepAlive).
     inherent_keepalive: ClassVar[bool] = False

@@ -20,7 +20,7 @@ ENDED = None
 
 class LongPollingTransport(Transport):
     name = "LongPolling"
-    transfer_formats = frozenset({TransferFormat.TEXT, TransferFormat.BINARY})
+    transfer_formats = (TransferFormat.TEXT, TransferFormat.BINARY)
     # The polls themselves show the client is there: no pings, no client timeout (ASP.NET's
     # HasInherentKeepAlive); a client that stops polling is dropped after the disconnect timeout.
     inherent_keepalive = True

@@ -44,7 +44,7 @@ def format_event(data: str | bytes) -> bytes:
 
 class ServerSentEventsTransport(Transport):
     name = "ServerSentEvents"
-    transfer_formats = frozenset({TransferFormat.TEXT})
+    transfer_formats = (TransferFormat.TEXT,)
 
     def __init__(self, send: ASGISend, headers: list[tuple[bytes, bytes]] | None = None):
         self._send = send

@@ -12,7 +12,7 @@ from .base import GOODBYE_TIMEOUT, Transport
 
 class WebSocketTransport(Transport):
     name = "WebSockets"
-    transfer_formats = frozenset({TransferFormat.TEXT, TransferFormat.BINARY})
+    transfer_formats = (TransferFormat.TEXT, TransferFormat.BINARY)
 
     __slots__ = ("ws", "_closed", "reader", "reading", "abandoned")
 

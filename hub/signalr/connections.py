@@ -1,0 +1,168 @@
+"""The connections a hub endpoint has negotiated, as ASP.NET's HttpConnectionManager.
+
+A connection is created at negotiate (or at the upgrade of a WebSocket that skipped negotiate),
+found by the id its transport requests carry, and holds a --max-connections slot until it is
+removed. Who negotiated it (`user`) is kept so that the endpoint refuses another user's requests.
+The sweeper disposes of a connection that had no transport request attached for the disconnect
+timeout: never attached, a long-polling client gone, or a stateful WebSocket that did not resume.
+What a transport request looks like is the endpoint's business (endpoint.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import MutableSet
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .transports.base import Transport
+from .transports.websocket import WebSocketTransport
+
+if TYPE_CHECKING:
+    from .connection import HubConnection
+
+log = logging.getLogger("hub.signalr")
+
+
+class ConnectionSlots:
+    """--max-connections: SignalR connections of every hub together. A slot is taken at negotiate
+    (or at the upgrade of a WebSocket that skipped negotiate) and given back when the connection is
+    forgotten. At the bound new connections are refused with 503 and Retry-After; open connections,
+    /health and the HTTP API are not affected."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    def give_back(self) -> None:
+        self.used -= 1
+
+
+@dataclass(slots=True)
+class NegotiatedConnection:
+    connection_id: str
+    token: str
+    user: str | None  # who negotiated it: the only user whose transport requests may use it
+    # How logs name it: never the token (under negotiate v0 the connection id is the token).
+    log_id: str = ""
+    created: float = field(default_factory=time.monotonic)
+    transport: type[Transport] | None = None
+    hub_connection: HubConnection | None = None
+    # Since when no transport request has been attached (None while one is): the connection is
+    # dropped when that lasts `disconnect_timeout` (never attached, or a long-polling client gone).
+    idle_since: float | None = field(default_factory=time.monotonic)
+    requests: int = 0
+    early: bytearray = field(default_factory=bytearray)  # POSTed before a transport was attached
+    post_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # POST bodies apply in order
+    stateful: bool = False  # negotiated useStatefulReconnect: a new WebSocket may resume the connection
+
+    def belongs_to(self, user: str | None) -> bool:
+        return self.user == user
+
+    def attach(self, transport: type[Transport]) -> None:
+        self.transport = transport
+        self.requests += 1
+        self.idle_since = None
+
+    def detach(self) -> None:
+        self.requests -= 1
+        if not self.requests:
+            self.idle_since = time.monotonic()
+
+
+class ConnectionRegistry:
+    """Connections by the id their transport requests carry (the connectionToken under negotiate
+    v1, the connectionId under v0). A negotiated connection with no transport attached within
+    `disconnect_timeout` is dropped.
+
+    `live` holds the hub connections started on these records (the keep-alive ticker's set): a
+    connection enters it when its transport starts it and leaves it when it is forgotten."""
+
+    def __init__(
+        self,
+        disconnect_timeout: float,
+        slots: ConnectionSlots | None = None,
+        live: MutableSet[HubConnection] | None = None,
+    ):
+        self.disconnect_timeout = disconnect_timeout
+        self.by_token: dict[str, NegotiatedConnection] = {}
+        self.slots = slots if slots is not None else ConnectionSlots(2**31)
+        self.live: MutableSet[HubConnection] = live if live is not None else set()
+        self._sweeper: asyncio.Task | None = None
+
+    def create(self, user: str | None, version: int) -> NegotiatedConnection | None:
+        """A new connection, holding a slot until it is removed; None when no slot is free."""
+        if not self.slots.take():
+            return None
+        connection_id = secrets.token_urlsafe(16)
+        token = secrets.token_urlsafe(16) if version >= 1 else connection_id
+        log_id = connection_id if version >= 1 else "v0-" + secrets.token_hex(6)
+        record = NegotiatedConnection(connection_id, token, user, log_id)
+        self.by_token[token] = record
+        return record
+
+    def get(self, token: str) -> NegotiatedConnection | None:
+        return self.by_token.get(token)
+
+    def started(self, record: NegotiatedConnection, conn: HubConnection) -> None:
+        """`conn` now runs on `record`: the keep-alive ticks it until it is forgotten."""
+        record.hub_connection = conn
+        self.live.add(conn)
+
+    def remove(self, record: NegotiatedConnection) -> None:
+        """No transport request finds it any more; its slot is given back. Idempotent."""
+        if self.by_token.pop(record.token, None) is not None:
+            self.slots.give_back()
+
+    def forget(self, record: NegotiatedConnection) -> None:
+        """Removed, and its hub connection no longer ticked."""
+        self.remove(record)
+        if record.hub_connection is not None:
+            self.live.discard(record.hub_connection)
+
+    def expire(self, now: float) -> list[NegotiatedConnection]:
+        """Remove and return the connections idle (no transport request) for the disconnect timeout."""
+        stale = [r for r in self.by_token.values() if r.idle_since is not None and now - r.idle_since >= self.disconnect_timeout]
+        for record in stale:
+            self.remove(record)
+        return stale
+
+    async def dispose(self, record: NegotiatedConnection, why: str) -> None:
+        """Forget a connection: its transport ends (a pending poll gets 204) and its hub is told."""
+        self.forget(record)
+        if record.transport is not WebSocketTransport:  # uvicorn logs WebSocket closes; these have no other trace
+            transport = record.transport.name if record.transport is not None else "no transport"
+            log.info("connection %s (%s) closed: %s", record.log_id, transport, why)
+        conn = record.hub_connection
+        if conn is not None:
+            await conn.transport.close()
+            conn.gone()
+
+    # --- the sweeper ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.1, min(1.0, self.disconnect_timeout / 4)))
+            for record in self.expire(time.monotonic()):
+                try:
+                    await self.dispose(record, f"no transport request for {self.disconnect_timeout:g} s")
+                except Exception:  # noqa: BLE001 - the sweeper must survive one connection's failure
+                    log.exception("disposing connection %s failed", record.log_id)
