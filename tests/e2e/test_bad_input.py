@@ -13,7 +13,7 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from .support import GRACEFUL_EXIT, RS, RawConnection, assert_still_serves, make_events
+from .support import GRACEFUL_EXIT, RS, assert_still_serves, make_events
 
 pytestmark = pytest.mark.e2e
 
