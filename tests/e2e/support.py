@@ -58,10 +58,14 @@ def ndjson(items: list) -> bytes:
 # --- raw SignalR over websockets ------------------------------------------------------------------
 
 
-async def negotiate(hub_url: str, token: str | None, version: int = 1) -> dict:
+async def negotiate(hub_url: str, token: str | None, version: int = 1, stateful: bool = False) -> dict:
+    """The negotiate reply (asserting a 200); `stateful` asks for stateful reconnect."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params: dict[str, str | int] = {"negotiateVersion": version}
+    if stateful:
+        params["useStatefulReconnect"] = "true"
     async with httpx.AsyncClient(timeout=5.0) as client:
-        response = await client.post(f"{hub_url}/negotiate", params={"negotiateVersion": version}, headers=headers)
+        response = await client.post(f"{hub_url}/negotiate", params=params, headers=headers)
     assert response.status_code == 200, (response.status_code, response.text)
     return response.json()
 
