@@ -23,21 +23,15 @@ from typing import Any, Callable, Iterator
 import pytest
 
 # tests/ is on sys.path (pytest's default "prepend" import mode puts a conftest's folder there).
-from e2e.harness import (  # noqa: F401 - re-exported for older `from conftest import …` lines
-    NODE_DIR,
-    REPO_ROOT,
-    TEST_TOKEN,
+from e2e.harness import (
     HubServer,
     HubServerFactory,
     NodeRunner,
     RedisServer,
     async_wait_for,
-    free_port,
     report_servers,
     wait_for,
 )
-
-_report_servers = report_servers  # the name the first transport tests imported
 
 
 def pytest_configure(config: pytest.Config) -> None:

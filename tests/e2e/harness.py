@@ -24,6 +24,8 @@ from typing import Any, Callable
 import httpx
 import pytest
 
+from .support import events_url
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO_ROOT / "tests" / "node"
 
@@ -155,9 +157,9 @@ class HubServer:
         return httpx.Client(base_url=self.url, **kwargs)
 
     def get_events(self, topic: str, stream_id: str, **params: Any) -> list[dict]:
-        """GET /topics/{t}/streams/{s}/events/data, asserting a 200."""
+        """GET a stream's events (`events_url`), asserting a 200."""
         with self.http() as client:
-            response = client.get(f"/topics/{topic}/streams/{stream_id}/events/data", params=params)
+            response = client.get(events_url(topic, stream_id), params=params)
         assert response.status_code == 200, (response.status_code, response.text)
         return response.json()
 

@@ -1,5 +1,6 @@
-"""Helpers for the end-to-end tests: event batches, and a raw SignalR JSON connection over the
-`websockets` library for the tests that must send exactly the bytes they choose."""
+"""Helpers for the end-to-end tests: event batches and the HTTP API's event route, and a raw SignalR
+JSON connection over the `websockets` library for the tests that must send exactly the bytes they
+choose. Shared by tests/e2e, tests/http and tests/reader (importable as `e2e.support`)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ GRACEFUL_EXIT = (0, -signal.SIGTERM)
 # 2021-04-11T09:37:49Z in nanoseconds; above 2^53, yet every BASE_TS + k * 1e9 is an exact double,
 # so the JavaScript client (whose numbers are doubles) sends exactly these digits.
 BASE_TS = 1_618_133_869_000_000_000
+SECOND = 1_000_000_000
 
 
 def make_events(n: int, prefix: str = "ev", start: int = 0, base: int = BASE_TS) -> list[dict]:
-    """n complete events with distinct ids, values and tags, timestamps one second apart."""
+    """n complete events with distinct ids (`{prefix}-{i}`), values and tags, timestamps one second apart."""
     events = []
     for i in range(start, start + n):
-        ts = base + i * 1_000_000_000
+        ts = base + i * SECOND
         assert int(float(ts)) == ts, "timestamp would not survive a JavaScript number"
         events.append({"id": f"{prefix}-{i}", "timestamp": ts, "value": f"{prefix} value {i}", "tags": {"n": str(i)}})
     return events
@@ -40,13 +42,30 @@ def batches_of(events: list[dict], size: int) -> list[list[dict]]:
     return [events[i : i + size] for i in range(0, len(events), size)]
 
 
+# --- the HTTP API ---------------------------------------------------------------------------------
+
+
+def events_url(topic: str, stream_id: str) -> str:
+    """The path of a stream's events: POST a batch to it, GET a page of it."""
+    return f"/topics/{topic}/streams/{stream_id}/events/data"
+
+
+def ndjson(items: list) -> bytes:
+    """One JSON document a line, each line ended by a newline."""
+    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
+
+
 # --- raw SignalR over websockets ------------------------------------------------------------------
 
 
-async def negotiate(hub_url: str, token: str | None, version: int = 1) -> dict:
+async def negotiate(hub_url: str, token: str | None, version: int = 1, stateful: bool = False) -> dict:
+    """The negotiate reply (asserting a 200); `stateful` asks for stateful reconnect."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params: dict[str, str | int] = {"negotiateVersion": version}
+    if stateful:
+        params["useStatefulReconnect"] = "true"
     async with httpx.AsyncClient(timeout=5.0) as client:
-        response = await client.post(f"{hub_url}/negotiate", params={"negotiateVersion": version}, headers=headers)
+        response = await client.post(f"{hub_url}/negotiate", params=params, headers=headers)
     assert response.status_code == 200, (response.status_code, response.text)
     return response.json()
 

@@ -13,51 +13,40 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from .support import GRACEFUL_EXIT, RS, RawConnection, assert_still_serves, make_events
+from .support import GRACEFUL_EXIT, RS, assert_still_serves, make_events
 
 pytestmark = pytest.mark.e2e
 
 
-async def handshake_error(conn: RawConnection, text: str) -> list[dict]:
-    """Send `text` as the handshake; return every record until the server closes the socket."""
-    await conn.send_text(text)
-    return await conn.records_until_closed(timeout=5)
-
-
 @pytest.mark.parametrize(
-    "handshake",
-    ["hello there" + RS, "{not json" + RS, json.dumps({"version": 1}) + RS, json.dumps(["json", 1]) + RS],
-    ids=["words", "broken-json", "no-protocol", "array"],
+    ("handshake", "error"),
+    [
+        pytest.param("hello there" + RS, None, id="words"),
+        pytest.param("{not json" + RS, None, id="broken-json"),
+        pytest.param(json.dumps({"version": 1}) + RS, None, id="no-protocol"),
+        pytest.param(json.dumps(["json", 1]) + RS, None, id="array"),
+        pytest.param('{"protocol":"x","version":1}' + RS, "The protocol 'x' is not supported.", id="unknown-protocol"),
+        pytest.param(
+            '{"protocol":"json","version":3}' + RS,
+            "The server does not support version 3 of the 'json' protocol.",
+            id="version-above-2",
+        ),
+    ],
 )
-async def test_garbage_handshake_gets_an_error_and_a_close(raw_ws, shared_hub, unique, handshake):
+async def test_a_refused_handshake_gets_one_error_then_a_close(raw_ws, shared_hub, unique, handshake, error):
+    """`error`: the exact text, or None for any (tests/unit/test_handshake.py holds every text)."""
     neighbour = await raw_ws.ready(shared_hub)
     conn = await raw_ws.open(shared_hub)
 
-    records = await handshake_error(conn, handshake)
+    await conn.send_text(handshake)
+    records = await conn.records_until_closed(timeout=5)
 
-    assert len(records) == 1, records
-    assert isinstance(records[0].get("error"), str) and records[0]["error"], records
-    await assert_still_serves(neighbour, shared_hub, unique("t"), unique("s"), "after-garbage")
-
-
-async def test_unknown_protocol(raw_ws, shared_hub, unique):
-    neighbour = await raw_ws.ready(shared_hub)
-    conn = await raw_ws.open(shared_hub)
-
-    records = await handshake_error(conn, '{"protocol":"x","version":1}' + RS)
-
-    assert records == [{"error": "The protocol 'x' is not supported."}]
-    await assert_still_serves(neighbour, shared_hub, unique("t"), unique("s"), "after-protocol")
-
-
-async def test_protocol_version_above_2(raw_ws, shared_hub, unique):
-    neighbour = await raw_ws.ready(shared_hub)
-    conn = await raw_ws.open(shared_hub)
-
-    records = await handshake_error(conn, '{"protocol":"json","version":3}' + RS)
-
-    assert records == [{"error": "The server does not support version 3 of the 'json' protocol."}]
-    await assert_still_serves(neighbour, shared_hub, unique("t"), unique("s"), "after-version")
+    if error is None:
+        assert len(records) == 1, records
+        assert isinstance(records[0].get("error"), str) and records[0]["error"], records
+    else:
+        assert records == [{"error": error}]
+    await assert_still_serves(neighbour, shared_hub, unique("t"), unique("s"), "after-handshake")
 
 
 @pytest.mark.parametrize("version", [0, 1, 2])

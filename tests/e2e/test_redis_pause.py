@@ -17,7 +17,7 @@ import signal
 import httpx
 import pytest
 
-from .support import make_events
+from .support import events_url, make_events
 
 pytestmark = pytest.mark.e2e
 
@@ -54,9 +54,6 @@ async def test_writes_answered_failed_while_redis_pauses_are_never_stored(hub_se
     keyed_retries = 0
     longest_409_run = 0.0
 
-    def path(stream_id: str) -> str:
-        return f"/topics/{topic}/streams/{stream_id}/events/data"
-
     async def keyed_client(client: httpx.AsyncClient, n: int) -> None:
         nonlocal keyed_retries, longest_409_run
         i = 0
@@ -65,7 +62,7 @@ async def test_writes_answered_failed_while_redis_pauses_are_never_stored(hub_se
             first_409: float | None = None
             while True:  # until acknowledged (the whole test is bounded below)
                 try:
-                    response = await client.post(path(f"keyed{n}"), json=batch, headers={"X-Idempotency-Key": f"key-{n}-{i}"})
+                    response = await client.post(events_url(topic, f"keyed{n}"), json=batch, headers={"X-Idempotency-Key": f"key-{n}-{i}"})
                     status = response.status_code
                 except httpx.TransportError:
                     status = None
@@ -87,7 +84,7 @@ async def test_writes_answered_failed_while_redis_pauses_are_never_stored(hub_se
         i = 0
         while not stop.is_set():
             batch = make_events(2, f"p{i}")
-            response = await client.post(path("plain"), json=batch)
+            response = await client.post(events_url(topic, "plain"), json=batch)
             assert response.status_code in (200, 503), response.text
             if response.status_code == 200:
                 plain.ack(batch, resumed)

@@ -71,16 +71,7 @@ async def test_cut_connections_lose_and_duplicate_nothing(shared_hub, node, uniq
 async def test_negotiate_offers_stateful_reconnect_only_to_clients_that_ask(shared_hub):
     plain = await negotiate(shared_hub.hub_url, shared_hub.token)
     assert "useStatefulReconnect" not in plain
-    import httpx
-
-    async with httpx.AsyncClient(timeout=5) as client:
-        asked = (
-            await client.post(
-                f"{shared_hub.hub_url}/negotiate",
-                params={"negotiateVersion": 1, "useStatefulReconnect": "true"},
-                headers=shared_hub.auth_headers,
-            )
-        ).json()
+    asked = await negotiate(shared_hub.hub_url, shared_hub.token, stateful=True)
     assert asked["useStatefulReconnect"] is True
     assert asked["negotiateVersion"] == 1 and asked["connectionToken"]
 
@@ -88,17 +79,8 @@ async def test_negotiate_offers_stateful_reconnect_only_to_clients_that_ask(shar
 async def test_raw_reconnect_transcript(shared_hub, unique):
     """The wire of a resume, by hand: server's Sequence first, then its replay; the client's
     re-sent invocation is dropped as a duplicate."""
-    import httpx
-
     topic, stream_id = unique("t"), unique("s")
-    async with httpx.AsyncClient(timeout=5) as client:
-        reply = (
-            await client.post(
-                f"{shared_hub.hub_url}/negotiate",
-                params={"negotiateVersion": 1, "useStatefulReconnect": "true"},
-                headers=shared_hub.auth_headers,
-            )
-        ).json()
+    reply = await negotiate(shared_hub.hub_url, shared_hub.token, stateful=True)
     url = f"{shared_hub.ws_url}?id={reply['connectionToken']}"
 
     async def open_socket() -> RawConnection:
@@ -134,16 +116,7 @@ async def test_raw_reconnect_transcript(shared_hub, unique):
 
 async def test_a_connection_not_resumed_in_time_is_gone(hub_server, unique):
     server = hub_server("--disconnect-timeout", "1")
-    import httpx
-
-    async with httpx.AsyncClient(timeout=5) as client:
-        reply = (
-            await client.post(
-                f"{server.hub_url}/negotiate",
-                params={"negotiateVersion": 1, "useStatefulReconnect": "true"},
-                headers=server.auth_headers,
-            )
-        ).json()
+    reply = await negotiate(server.hub_url, server.token, stateful=True)
     url = f"{server.ws_url}?id={reply['connectionToken']}"
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus

@@ -9,6 +9,7 @@ import logging
 
 import httpx
 import pytest
+from e2e.support import events_url
 from starlette.applications import Starlette
 
 from hub.auth import TokenAuth
@@ -67,7 +68,7 @@ async def api():
 
 
 async def post(client, body=EVENTS, media="application/json", **params):
-    return await client.post("/topics/t/streams/s/events/data", content=body, params=params, headers={"content-type": media})
+    return await client.post(events_url("t", "s"), content=body, params=params, headers={"content-type": media})
 
 
 @pytest.mark.parametrize(("body", "media"), [(EVENTS, "application/json"), (NDJSON, "application/x-ndjson")])

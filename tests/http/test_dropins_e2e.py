@@ -16,6 +16,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from e2e.support import events_url
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,7 @@ def curl(*args: str) -> tuple[int, dict[str, str], str]:
 
 def read_events(hub, topic: str, stream: str = "default") -> list[dict]:
     with hub.http() as client:
-        response = client.get(f"/topics/{topic}/streams/{stream}/events/data")
+        response = client.get(events_url(topic, stream))
     return response.json() if response.status_code == 200 else []
 
 

@@ -11,31 +11,24 @@ import time
 
 import httpx
 import pytest
+from e2e.support import events_url, make_events, ndjson
 
 pytestmark = pytest.mark.e2e
 
-BASE_TS = 1_618_133_869_000_000_000
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 
-def events(n: int, prefix: str = "e") -> list[dict]:
-    return [{"id": f"{prefix}{i}", "timestamp": BASE_TS + i, "value": f"v{i}", "tags": {"n": str(i)}} for i in range(n)]
-
-
-def ndjson(items: list) -> bytes:
-    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
-
-
-def data_url(topic: str, stream: str) -> str:
-    return f"/topics/{topic}/streams/{stream}/events/data"
+def assert_no_stream(client: httpx.Client, topic: str, stream: str) -> None:
+    """A refused write made nothing, not even the stream."""
+    assert client.get(f"/topics/{topic}/streams/{stream}").status_code == 404
 
 
 def assert_serves(client: httpx.Client, topic: str, stream: str) -> None:
     """The same connection still works after a refused request."""
-    good = events(1, "after")
-    response = client.post(data_url(topic, stream), json=good)
+    good = make_events(1, "after")
+    response = client.post(events_url(topic, stream), json=good)
     assert response.status_code == 200, response.text
-    assert client.get(data_url(topic, stream)).json()[-1]["id"] == "after0"
+    assert client.get(events_url(topic, stream)).json()[-1] == good[0]
 
 
 # --- NDJSON and the quarantine --------------------------------------------------------------------------
@@ -43,7 +36,7 @@ def assert_serves(client: httpx.Client, topic: str, stream: str) -> None:
 
 def test_ndjson_with_bad_lines_stores_the_good_and_quarantines_the_bad(ingest_hub, unique):
     topic, stream = unique("t"), unique("s")
-    good = events(4)
+    good = make_events(4)
     body = (
         ndjson(good[:2])
         + b"{not json\n"  # line 3
@@ -55,11 +48,11 @@ def test_ndjson_with_bad_lines_stores_the_good_and_quarantines_the_bad(ingest_hu
         + ndjson(good[3:])  # line 9, no newline after it
     ).rstrip(b"\n")
     with ingest_hub.http() as client:
-        response = client.post(data_url(topic, stream), content=body, headers={"Content-Type": "application/x-ndjson"})
+        response = client.post(events_url(topic, stream), content=body, headers={"Content-Type": "application/x-ndjson"})
         assert response.status_code == 200, response.text
         assert response.json() == {"successful_rows": 4, "quarantined_rows": 4}
         assert all(h in response.headers for h in RATE_HEADERS)
-        assert client.get(data_url(topic, stream)).json() == good
+        assert client.get(events_url(topic, stream)).json() == good
 
         rows = client.get(f"/topics/{topic}/quarantine").json()
         assert [(r["line"], r["streamId"]) for r in rows] == [(3, stream), (5, stream), (7, stream), (8, stream)]
@@ -73,7 +66,7 @@ def test_ndjson_with_bad_lines_stores_the_good_and_quarantines_the_bad(ingest_hu
 @pytest.mark.parametrize("media", ["application/ndjson", "application/jsonl", "application/x-ndjson; charset=utf-8"])
 def test_ndjson_media_type_aliases(ingest_hub, unique, media):
     with ingest_hub.http() as client:
-        response = client.post(data_url(unique("t"), "s"), content=ndjson(events(2)), headers={"Content-Type": media})
+        response = client.post(events_url(unique("t"), "s"), content=ndjson(make_events(2)), headers={"Content-Type": media})
     assert response.status_code == 200 and response.json() == {"successful_rows": 2, "quarantined_rows": 0}
 
 
@@ -81,7 +74,7 @@ def test_the_quarantine_pages_like_the_data_reads(ingest_hub, unique):
     topic = unique("t")
     with ingest_hub.http() as client:
         body = b"".join(f"bad line {i}\n".encode() for i in range(5))
-        response = client.post(data_url(topic, "s"), content=body, headers={"Content-Type": "application/x-ndjson"})
+        response = client.post(events_url(topic, "s"), content=body, headers={"Content-Type": "application/x-ndjson"})
         assert response.json() == {"successful_rows": 0, "quarantined_rows": 5}
         assert client.get(f"/topics/{topic}/streams").json() == []  # only bad lines: no stream made
         lines, after = [], None
@@ -97,16 +90,19 @@ def test_the_quarantine_pages_like_the_data_reads(ingest_hub, unique):
 
 
 def test_a_json_array_stays_all_or_nothing(ingest_hub, unique):
+    """One bad event refuses the whole batch, naming its index and field; the good ones alone are stored."""
     topic, stream = unique("t"), unique("s")
-    batch = events(5)
-    batch[3]["timestamp"] = "yesterday"
+    good = make_events(5)
+    batch = [*good[:3], {**good[3], "timestamp": "yesterday"}, good[4]]
     with ingest_hub.http() as client:
-        response = client.post(data_url(topic, stream), json=batch)
+        response = client.post(events_url(topic, stream), json=batch)
         assert response.status_code == 400
         assert response.json() == {"error": "events[3].timestamp: expected an integer of nanoseconds"}
-        assert client.get(data_url(topic, stream)).status_code == 404  # nothing stored, not even the stream
+        assert client.get(events_url(topic, stream)).status_code == 404  # nothing stored, not even the stream
+        assert_no_stream(client, topic, stream)
         assert client.get(f"/topics/{topic}/quarantine").json() == []
-        assert_serves(client, topic, stream)
+        assert client.post(events_url(topic, stream), json=good).status_code == 200
+        assert client.get(events_url(topic, stream)).json() == good  # and the connection still serves
 
 
 # --- gzip ---------------------------------------------------------------------------------------------------
@@ -115,15 +111,15 @@ def test_a_json_array_stays_all_or_nothing(ingest_hub, unique):
 @pytest.mark.parametrize("media", ["application/json", "application/x-ndjson"])
 def test_gzip_bodies(ingest_hub, unique, media):
     topic, stream = unique("t"), unique("s")
-    batch = events(1000)
+    batch = make_events(1000)
     plain = json.dumps(batch).encode() if media == "application/json" else ndjson(batch)
     with ingest_hub.http() as client:
         response = client.post(
-            data_url(topic, stream), content=gzip.compress(plain), headers={"Content-Type": media, "Content-Encoding": "gzip"}
+            events_url(topic, stream), content=gzip.compress(plain), headers={"Content-Type": media, "Content-Encoding": "gzip"}
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"successful_rows": 1000, "quarantined_rows": 0}
-        assert client.get(data_url(topic, stream)).json() == batch
+        assert client.get(events_url(topic, stream)).json() == batch
 
 
 def test_gzip_parameter_data(ingest_hub, unique):
@@ -147,7 +143,7 @@ def test_a_gzip_bomb_is_a_413_at_the_limit(ingest_hub, unique):
     with ingest_hub.http() as client:
         started = time.monotonic()
         response = client.post(
-            data_url(topic, stream), content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            events_url(topic, stream), content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
         )
         assert response.status_code == 413
         assert response.json() == {"error": "Request body is over the limit of 1048576 bytes once decompressed."}
@@ -161,8 +157,9 @@ def test_a_gzip_bomb_is_a_413_at_the_limit(ingest_hub, unique):
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ingest_hub, unique):
     """Raw socket: the headers only, then the answer; the 10 MB body is never sent."""
+    topic = unique("t")
     request = (
-        f"POST {data_url(unique('t'), 's')} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {ingest_hub.token}\r\n"
+        f"POST {events_url(topic, 's')} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {ingest_hub.token}\r\n"
         "Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
     ).encode()
     with socket.create_connection((ingest_hub.host, ingest_hub.port), timeout=5) as sock:
@@ -177,6 +174,8 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ing
     assert head.startswith(b"HTTP/1.1 413"), reply
     assert b"connection: close" in head.lower()
     assert json.loads(body) == {"error": "Request body is 10000000 bytes; the limit is 1048576 bytes."}
+    with ingest_hub.http() as client:
+        assert_no_stream(client, topic, "s")
 
 
 def test_a_chunked_body_over_the_limit_is_a_413(ingest_hub, unique):
@@ -184,10 +183,12 @@ def test_a_chunked_body_over_the_limit_is_a_413(ingest_hub, unique):
         for _ in range(40):
             yield b" " * 65536
 
+    topic = unique("t")
     with ingest_hub.http() as client:
-        response = client.post(data_url(unique("t"), "s"), content=chunks(), headers={"Content-Type": "application/json"})
-    assert response.status_code == 413
-    assert response.json() == {"error": "Request body is over the limit of 1048576 bytes."}
+        response = client.post(events_url(topic, "s"), content=chunks(), headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        assert response.json() == {"error": "Request body is over the limit of 1048576 bytes."}
+        assert_no_stream(client, topic, "s")
 
 
 @pytest.mark.parametrize(
@@ -212,13 +213,14 @@ def test_a_chunked_body_over_the_limit_is_a_413(ingest_hub, unique):
 def test_malformed_requests_get_precise_errors(ingest_hub, unique, headers, body, status, error):
     topic, stream = unique("t"), unique("s")
     with ingest_hub.http() as client:
-        response = client.post(data_url(topic, stream), content=body, headers=headers)
+        response = client.post(events_url(topic, stream), content=body, headers=headers)
         assert response.status_code == status, response.text
         if error is None:
             assert response.json()["error"].startswith("Request body is not valid gzip: ")
         else:
             assert response.json() == {"error": error}
         assert all(h in response.headers for h in RATE_HEADERS)  # errors carry the budget too
+        assert_no_stream(client, topic, stream)
         assert_serves(client, topic, stream)
 
 
@@ -227,37 +229,38 @@ def test_malformed_requests_get_precise_errors(ingest_hub, unique, headers, body
 
 def test_wait_true_is_readable_at_once_and_wait_false_is_202_then_stored(ingest_hub, unique, wait_for):
     topic, stream = unique("t"), unique("s")
+    sync, later, nd = make_events(3, "sync"), make_events(3, "async"), make_events(2, "nd")
     with ingest_hub.http() as client:
-        response = client.post(data_url(topic, stream), json=events(3, "sync"))
+        response = client.post(events_url(topic, stream), json=sync)
         assert response.status_code == 200 and response.json() == {"successful_rows": 3, "quarantined_rows": 0}
-        assert len(client.get(data_url(topic, stream)).json()) == 3  # committed before the reply
+        assert len(client.get(events_url(topic, stream)).json()) == 3  # committed before the reply
 
-        response = client.post(data_url(topic, stream), params={"wait": "false"}, json=events(3, "async"))
+        response = client.post(events_url(topic, stream), params={"wait": "false"}, json=later)
         assert response.status_code == 202 and response.json() == {"successful_rows": 3, "quarantined_rows": 0}
         response = client.post(
-            data_url(topic, stream), params={"wait": "false"}, content=ndjson(events(2, "nd")) + b"oops\n",
+            events_url(topic, stream), params={"wait": "false"}, content=ndjson(nd) + b"oops\n",
             headers={"Content-Type": "application/x-ndjson"},
         )
         assert response.status_code == 202 and response.json() == {"successful_rows": 2, "quarantined_rows": 1}
 
         def all_stored() -> list | None:
-            got = client.get(data_url(topic, stream)).json()
+            got = client.get(events_url(topic, stream)).json()
             return got if len(got) == 8 else None
 
         stored = wait_for(all_stored, timeout=5, message="the 202 writes to be stored")
-        assert [e["id"] for e in stored] == ["sync0", "sync1", "sync2", "async0", "async1", "async2", "nd0", "nd1"]
+        assert stored == sync + later + nd
         assert [r["line"] for r in client.get(f"/topics/{topic}/quarantine").json()] == [3]
 
 
 def test_gzip_with_an_idempotency_key_is_stored_once(ingest_hub, unique):
     """The idempotency layer reads the body before the route does: both see it decompressed once."""
     topic, stream = unique("t"), unique("s")
-    body = gzip.compress(ndjson(events(3)))
+    body = gzip.compress(ndjson(make_events(3)))
     headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip", "X-Idempotency-Key": unique("k")}
     with ingest_hub.http() as client:
-        first = client.post(data_url(topic, stream), content=body, headers=headers)
-        again = client.post(data_url(topic, stream), content=body, headers=headers)
+        first = client.post(events_url(topic, stream), content=body, headers=headers)
+        again = client.post(events_url(topic, stream), content=body, headers=headers)
         assert first.status_code == again.status_code == 200, (first.text, again.text)
         assert first.json() == again.json() == {"successful_rows": 3, "quarantined_rows": 0}
         assert again.headers.get("X-Idempotency-Replayed") == "true"
-        assert len(client.get(data_url(topic, stream)).json()) == 3
+        assert len(client.get(events_url(topic, stream)).json()) == 3

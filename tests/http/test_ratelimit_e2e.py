@@ -8,6 +8,7 @@ import asyncio
 
 import httpx
 import pytest
+from e2e.support import events_url
 from e2e.test_python_clients import pysignalr_client, pysignalr_invoke
 
 pytestmark = pytest.mark.e2e
@@ -16,7 +17,7 @@ EVENT = [{"id": "e", "timestamp": 1, "value": "v"}]
 
 
 def post(client: httpx.Client, topic: str) -> httpx.Response:
-    return client.post(f"/topics/{topic}/streams/s/events/data", json=EVENT)
+    return client.post(events_url(topic, "s"), json=EVENT)
 
 
 def test_headers_then_429_with_retry_after(limited_hub, unique, wait_for):
@@ -46,7 +47,7 @@ def test_headers_then_429_with_retry_after(limited_hub, unique, wait_for):
 def test_a_bad_request_still_spends_and_reports_the_budget(limited_hub, unique):
     topic = unique("t")
     with limited_hub.http() as client:
-        bad = client.post(f"/topics/{topic}/streams/s/events/data", content=b"[", headers={"Content-Type": "application/json"})
+        bad = client.post(events_url(topic, "s"), content=b"[", headers={"Content-Type": "application/json"})
         assert bad.status_code == 400 and bad.headers["X-RateLimit-Remaining"] == "0"
         assert post(client, topic).status_code == 429  # the bad request spent the budget
 
@@ -63,7 +64,7 @@ async def test_signalr_and_http_share_the_budget(limited_hub, unique):
         client.on_error(_ignore)
         async with httpx.AsyncClient(base_url=limited_hub.url, headers=limited_hub.auth_headers) as http:
             # HTTP spends the budget, SignalR is refused
-            assert (await http.post(f"/topics/{topic}/streams/s/events/data", json=EVENT)).status_code == 200
+            assert (await http.post(events_url(topic, "s"), json=EVENT)).status_code == 200
             refused = await pysignalr_invoke(client, "SendEventData", [topic, "s", EVENT])
             assert refused.error is not None
             assert f"Rate limit of 1 requests/s for this token on topic '{topic}' exceeded; retry in " in refused.error
@@ -73,7 +74,7 @@ async def test_signalr_and_http_share_the_budget(limited_hub, unique):
             other = unique("t")
             completion = await pysignalr_invoke(client, "SendEventData", [other, "s", EVENT])
             assert completion.error is None, completion
-            response = await http.post(f"/topics/{other}/streams/s/events/data", json=EVENT)
+            response = await http.post(events_url(other, "s"), json=EVENT)
             assert response.status_code == 429 and response.headers["Retry-After"] == "1"
 
             # the connection survives a refusal: once the budget is back, it writes again

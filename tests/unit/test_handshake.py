@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unit.client_vectors import client_frames
+from unit.client_vectors import JSON_VECTORS, MSGPACK_VECTORS, client_frames
 
 from hub.signalr.handshake import (
     HandshakeError,
@@ -41,9 +41,7 @@ def error_of(*frames: bytes | str, max_size: int = 64 * 1024) -> str:
 # --- Reading the request --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "vectors", ["js-client-10.0.11-json.json", "js-client-10.0.11-msgpack.json"]
-)
+@pytest.mark.parametrize("vectors", [JSON_VECTORS, MSGPACK_VECTORS])
 def test_real_client_handshakes(vectors: str) -> None:
     first = client_frames(vectors)[0]
     assert first["kind"] == "text"  # a text frame, even for messagepack
@@ -62,29 +60,47 @@ def test_split_byte_by_byte() -> None:
     assert reader.request == HandshakeRequest("messagepack", 1)
 
 
-def test_what_follows_the_separator_is_left_for_the_hub_protocol() -> None:
+@pytest.mark.parametrize(
+    "protocol, frames, rest, continuation",
+    [
+        # a record and the start of the next, in the frame that ends the handshake
+        (
+            "json",
+            ['{"protocol":"js', 'on","version":1}\x1e{"type":6}\x1e{"ty'],
+            b'{"type":6}\x1e{"ty',
+            'pe":6}\x1e',
+        ),
+        # binary bytes after the separator stay bytes
+        (
+            "messagepack",
+            [b'{"protocol":"messagepack","version":1}\x1e\x02\x91\x06\x02'],
+            b"\x02\x91\x06\x02",
+            b"\x91\x06",
+        ),
+    ],
+)
+def test_what_follows_the_separator_is_left_for_the_hub_protocol(
+    protocol: str, frames: list[bytes | str], rest: bytes, continuation: bytes | str
+) -> None:
     reader = HandshakeReader()
-    assert reader.feed('{"protocol":"js') is None
-    assert reader.feed('on","version":1}\x1e{"type":6}\x1e{"ty') == HandshakeRequest("json", 1)
-    assert reader.remaining == b'{"type":6}\x1e{"ty'
-    protocol_reader = PROTOCOLS["json"].reader(1024)
+    assert [reader.feed(frame) for frame in frames[:-1]] == [None] * (len(frames) - 1)
+    assert reader.feed(frames[-1]) == HandshakeRequest(protocol, 1)
+    assert reader.remaining == rest
+    protocol_reader = PROTOCOLS[protocol].reader(1024)
     assert protocol_reader.feed(reader.remaining) == [Ping()]
-    assert protocol_reader.feed('pe":6}\x1e') == [Ping()]
+    assert protocol_reader.feed(continuation) == [Ping()]
 
 
-def test_binary_bytes_after_the_separator_stay_bytes() -> None:
-    reader = HandshakeReader()
-    assert reader.feed(b'{"protocol":"messagepack","version":1}\x1e\x02\x91\x06') is not None
-    assert PROTOCOLS["messagepack"].reader(1024).feed(reader.remaining) == [Ping()]
-
-
-def test_tolerated_requests() -> None:
-    for text, request in [
+@pytest.mark.parametrize(
+    "text, expected",
+    [
         ('{"version":0,"protocol":"json"}', HandshakeRequest("json", 0)),  # signalrcore sends 0
         (' {"protocol":"json","version":2,"extra":[1]}\r\n', HandshakeRequest("json", 2)),
         ('{"protocol":"JSON","version":-1}', HandshakeRequest("JSON", -1)),
-    ]:
-        assert HandshakeReader().feed(text + RS) == request
+    ],
+)
+def test_tolerated_requests(text: str, expected: HandshakeRequest) -> None:
+    assert HandshakeReader().feed(text + RS) == expected
 
 
 def test_feeding_after_the_request_is_a_programming_error() -> None:
@@ -116,90 +132,79 @@ def test_feeding_after_the_request_is_a_programming_error() -> None:
         ),
         (b'{"protocol":"\xff","version":1}\x1e', "The handshake request is not valid UTF-8."),
         ('{"protocol":"\ud800","version":1}\x1e', "The handshake request is not valid UTF-8."),
+        # refused on the first bytes, before any separator:
+        ("[", NOT_JSON),  # a JSON array
+        # pysignalr < 1.3.2 sent its messagepack handshake as a msgpack record (an empty array),
+        # with no 0x1E: refused at once instead of after the handshake timeout
+        (b"\x01\x90", NOT_JSON),
     ],
 )
 def test_unreadable_requests(data: bytes | str, detail: str) -> None:
     assert error_of(data) == UNREADABLE + detail
 
 
-def test_a_json_array_is_refused_before_its_end() -> None:
-    assert error_of("[") == UNREADABLE + NOT_JSON
-
-
-def test_old_pysignalr_msgpack_handshake_is_refused_at_once() -> None:
-    # pysignalr < 1.3.2 sent its messagepack handshake as a msgpack record (an empty array), with
-    # no 0x1E: refuse it on the first bytes instead of waiting for the handshake timeout.
-    reader = HandshakeReader()
-    with pytest.raises(HandshakeError, match="Expected a JSON handshake request"):
-        reader.feed(b"\x01\x90")
-
-
-def test_too_long_without_a_separator() -> None:
-    reader = HandshakeReader(max_size=64)
-    assert reader.feed('{"protocol":"' + "j" * 40) is None
+@pytest.mark.parametrize(
+    "max_size, frames",
+    [
+        (64, ['{"protocol":"' + "j" * 40, "j" * 40]),  # without a separator
+        (64, ['{"protocol":"json","version":1,"pad":"' + "x" * 64 + '"}' + RS]),  # even with one
+        (None, ["{" + " " * (64 * 1024 - 1), " "]),  # the default limit: 64 KiB
+    ],
+    ids=["no-separator", "with-separator", "default"],
+)
+def test_a_request_over_the_limit_is_refused_once_it_passes_it(max_size: int | None, frames: list[str]) -> None:
+    reader = HandshakeReader() if max_size is None else HandshakeReader(max_size)
+    assert [reader.feed(frame) for frame in frames[:-1]] == [None] * (len(frames) - 1)
     with pytest.raises(HandshakeError) as caught:
-        reader.feed("j" * 40)
-    assert str(caught.value) == UNREADABLE + "The handshake request is longer than 64 bytes."
+        reader.feed(frames[-1])
+    limit = max_size or 64 * 1024
+    assert str(caught.value) == UNREADABLE + f"The handshake request is longer than {limit} bytes."
 
 
-def test_too_long_even_with_a_separator() -> None:
+def test_a_request_of_exactly_the_limit_is_read() -> None:
     request = '{"protocol":"json","version":1,"pad":"' + "x" * 64 + '"}'
-    assert (
-        error_of(request + RS, max_size=64)
-        == UNREADABLE + "The handshake request is longer than 64 bytes."
-    )
     assert HandshakeReader(len(request)).feed(request + RS) == HandshakeRequest("json", 1)
-
-
-def test_default_limit_is_64_kib() -> None:
-    reader = HandshakeReader()
-    reader.feed("{" + " " * (64 * 1024 - 1))
-    with pytest.raises(HandshakeError):
-        reader.feed(" ")
 
 
 # --- Choosing the protocol ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "name, expected", [("json", "json"), ("JSON", "json"), ("MessagePack", "messagepack")]
+    "name, version, expected",
+    [
+        # names match case-insensitively
+        ("json", 1, "json"),
+        ("JSON", 1, "json"),
+        ("MessagePack", 1, "messagepack"),
+        # any version up to two is accepted
+        *((name, version, name) for version in (-1, 0, 1, 2) for name in ("json", "messagepack")),
+    ],
 )
-def test_protocol_names_match_case_insensitively(name: str, expected: str) -> None:
-    assert select_protocol(HandshakeRequest(name, 1), PROTOCOLS, BOTH) is PROTOCOLS[expected]
+def test_accepted_protocols(name: str, version: int, expected: str) -> None:
+    assert select_protocol(HandshakeRequest(name, version), PROTOCOLS, BOTH) is PROTOCOLS[expected]
 
 
-@pytest.mark.parametrize("version", [-1, 0, 1, 2])
-def test_any_version_up_to_two_is_accepted(version: int) -> None:
-    for name in ("json", "messagepack"):
-        assert select_protocol(HandshakeRequest(name, version), PROTOCOLS, BOTH) is PROTOCOLS[name]
-
-
-def refusal(request: HandshakeRequest, formats: set[TransferFormat] = BOTH) -> str:
+@pytest.mark.parametrize(
+    "name, version, formats, text",
+    [
+        ("xml", 1, BOTH, "The protocol 'xml' is not supported."),
+        ("jsonx", 1, BOTH, "The protocol 'jsonx' is not supported."),
+        ("\u212aSON", 1, BOTH, "The protocol '\u212aSON' is not supported."),
+        ("json", 3, BOTH, "The server does not support version 3 of the 'json' protocol."),
+        ("MessagePack", 3, BOTH, "The server does not support version 3 of the 'MessagePack' protocol."),
+        # Server-Sent Events carry text only; ASP.NET names its own protocol here, not the client's.
+        ("MessagePack", 1, {TransferFormat.TEXT},
+         "Cannot use the 'messagepack' protocol on the current transport. "
+         "The transport does not support 'Binary' transfer format."),
+        ("json", 1, {TransferFormat.BINARY},
+         "Cannot use the 'json' protocol on the current transport. "
+         "The transport does not support 'Text' transfer format."),
+    ],
+)
+def test_refusal_texts(name: str, version: int, formats: set[TransferFormat], text: str) -> None:
     with pytest.raises(HandshakeError) as caught:
-        select_protocol(request, PROTOCOLS, formats)
-    return str(caught.value)
-
-
-def test_refusal_texts() -> None:
-    assert refusal(HandshakeRequest("xml", 1)) == "The protocol 'xml' is not supported."
-    assert refusal(HandshakeRequest("jsonx", 1)) == "The protocol 'jsonx' is not supported."
-    assert refusal(HandshakeRequest("\u212aSON", 1)) == "The protocol '\u212aSON' is not supported."
-    assert (
-        refusal(HandshakeRequest("json", 3))
-        == "The server does not support version 3 of the 'json' protocol."
-    )
-    assert refusal(HandshakeRequest("MessagePack", 3)) == (
-        "The server does not support version 3 of the 'MessagePack' protocol."
-    )
-    # Server-Sent Events carry text only; ASP.NET names its own protocol here, not the client's.
-    assert refusal(HandshakeRequest("MessagePack", 1), {TransferFormat.TEXT}) == (
-        "Cannot use the 'messagepack' protocol on the current transport. "
-        "The transport does not support 'Binary' transfer format."
-    )
-    assert refusal(HandshakeRequest("json", 1), {TransferFormat.BINARY}) == (
-        "Cannot use the 'json' protocol on the current transport. "
-        "The transport does not support 'Text' transfer format."
-    )
+        select_protocol(HandshakeRequest(name, version), PROTOCOLS, formats)
+    assert str(caught.value) == text
 
 
 # --- The response ---------------------------------------------------------------------------------

@@ -1,17 +1,15 @@
 """The JSON hub protocol codec, with plain bytes: real client frames, round trips, framing,
-limits, error texts, and fuzzing. Every test runs with each JSON library available."""
+limits and error texts (fuzzing: test_protocol_fuzz.py). Every test runs with each JSON library
+available."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from unit import client_vectors as vectors
 from unit.client_vectors import client_messages
 
@@ -438,89 +436,3 @@ def test_messages_before_a_bad_record_in_the_same_frame_are_not_returned(
 ) -> None:
     # The interface returns all or raises: the connection closes on the error anyway.
     assert error_of(protocol, '{"type":6}' + RS + "{" + RS) == "Error reading JSON."
-
-
-# --- Properties -----------------------------------------------------------------------------------
-
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)  # beyond: see test_integers_beyond_64_bits
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-ids = st.sampled_from(["", "1", "abc"]) | json_values
-# Objects shaped like hub messages, with each field either plausible or anything at all.
-hub_like_objects = st.fixed_dictionaries(
-    {},
-    optional={
-        "type": st.integers(0, 10) | json_values,
-        "invocationId": ids,
-        "target": st.sampled_from(["", "Send"]) | json_values,
-        "arguments": st.lists(json_values, max_size=3) | json_values,
-        "streamIds": st.lists(ids, max_size=2) | json_values,
-        "headers": st.dictionaries(st.text(), st.text() | json_values, max_size=2) | json_values,
-        "item": json_values,
-        "result": json_values,
-        "error": st.text() | json_values,
-        "allowReconnect": st.booleans() | json_values,
-        "sequenceId": st.integers(-(2**64), 2**64) | json_values,
-    },
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    chunks=st.lists(
-        st.binary(max_size=64) | st.sampled_from([b"\x1e", b"{", b"}", b'"type":']), max_size=12
-    )
-)
-def test_random_bytes_raise_only_protocol_errors(chunks: list[bytes]) -> None:
-    for library in (STDLIB_JSON, ORJSON):
-        if library is not None:
-            reader = JsonHubProtocol(library).reader(256)
-            try:
-                for chunk in chunks:
-                    reader.feed(chunk)
-            except ProtocolError:
-                pass
-
-
-@settings(max_examples=300, deadline=None)
-@given(chunks=st.lists(st.text(max_size=64) | st.just(RS), max_size=12))
-def test_random_text_raises_only_protocol_errors(chunks: list[str]) -> None:
-    for library in (STDLIB_JSON, ORJSON):
-        if library is not None:
-            reader = JsonHubProtocol(library).reader(256)
-            try:
-                for chunk in chunks:
-                    reader.feed(chunk)
-            except ProtocolError:
-                pass
-
-
-@settings(max_examples=300, deadline=None)
-@given(obj=hub_like_objects)
-def test_any_hub_like_object_decodes_or_fails_cleanly_and_what_decodes_round_trips(
-    obj: dict[str, Any],
-) -> None:
-    record = json.dumps(obj) + RS
-    results = []
-    for library in (STDLIB_JSON, ORJSON):
-        if library is None:
-            continue
-        protocol = JsonHubProtocol(library)
-        try:
-            messages = decode(protocol, record)
-        except ProtocolError as error:
-            results.append(str(error))
-            continue
-        results.append(messages)
-        for message in messages:
-            assert decode(protocol, protocol.encode(message)) == [message]
-    assert all(result == results[0] for result in results)  # both libraries agree

@@ -1,5 +1,5 @@
 """The MessagePack hub protocol codec, with plain bytes: real client frames, exact layouts,
-VarInt framing, limits, error texts, extension types and fuzzing."""
+VarInt framing, limits, error texts and extension types (fuzzing: test_protocol_fuzz.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from unit import client_vectors as vectors
 from unit.client_vectors import client_messages
 
@@ -353,61 +351,3 @@ def test_error_texts(data: bytes, text: str) -> None:
 def test_timestamp_out_of_datetime_range_is_a_protocol_error() -> None:
     body = msgpack.packb([2, {}, "1", msgpack.Timestamp(2**40, 0)])  # year ~36812
     assert error_of(encode_length_prefix(len(body)) + body) == "Error reading MessagePack."
-
-
-# --- Properties -----------------------------------------------------------------------------------
-
-values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats()
-    | st.text()
-    | st.binary(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.text() | st.integers(-(2**63), 2**64 - 1), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-ids = st.sampled_from([None, "", "1"]) | values
-headers = st.dictionaries(st.text(), st.text(), max_size=2) | st.none() | values
-# Arrays shaped like hub messages, each element plausible or anything at all.
-hub_like_arrays = st.tuples(
-    st.integers(0, 10) | values,
-    headers,
-    ids,
-    st.sampled_from(["", "Send"]) | values,
-    st.lists(values, max_size=3) | values,
-    st.lists(ids, max_size=2) | values,
-    values,
-).flatmap(lambda items: st.integers(0, len(items)).map(lambda n: list(items[:n])))
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    chunks=st.lists(
-        st.binary(max_size=64) | st.sampled_from([b"\x02\x91\x06", b"\x80", b"\x91", b"\xff"]),
-        max_size=12,
-    )
-)
-def test_random_bytes_raise_only_protocol_errors(chunks: list[bytes]) -> None:
-    reader = protocol.reader(256)
-    try:
-        for chunk in chunks:
-            reader.feed(chunk)
-    except ProtocolError:
-        pass
-
-
-@settings(max_examples=300, deadline=None)
-@given(array=hub_like_arrays)
-def test_any_hub_like_array_decodes_or_fails_cleanly_and_what_decodes_round_trips(
-    array: list[Any],
-) -> None:
-    try:
-        messages = decode(record(array))
-    except ProtocolError:
-        return
-    for message in messages:
-        assert same(decode(protocol.encode(message)), [message])
