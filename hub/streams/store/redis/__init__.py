@@ -9,7 +9,7 @@
 - writerhub.lua: the function library every write calls (package data, loaded at each connect).
 """
 
-from .pipeline import Write, WritePipeline
+from .pipeline import Write
 from .store import RedisStore
 
-__all__ = ["RedisStore", "Write", "WritePipeline"]
+__all__ = ["RedisStore", "Write"]

@@ -88,6 +88,7 @@ class RedisConnection:
         await self.client.function_load(LIBRARY, replace=True)
 
     def stop_accepting(self) -> None:
+        """New calls fail from now on; the clients stay open for what is already queued."""
         self.accepting = False
 
     async def close(self) -> None:
