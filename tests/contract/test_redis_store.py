@@ -13,7 +13,7 @@ import pytest
 
 from hub.streams.models import Event, ReadWindow, StreamProperties
 from hub.streams.store import StoreUnavailable
-from hub.streams.store.redis import RedisStore
+from hub.streams.store.redis import RedisStore, Write
 
 T, S = "telemetry", "car-1"
 
@@ -168,29 +168,27 @@ async def test_writes_whose_replies_were_lost_are_answered_from_their_pipelines_
     """Redis froze after applying part of a pipeline and before its replies left: the hub then
     reads the pipeline's outcome hash, written by each write in the same atomic call. The writes
     applied get their true reply; the others, refused past their deadline, are answered failed."""
-    from hub.streams.store.redis import _Op
-
     store = RedisStore(own_redis.url, timeout=0.3)
     await store.start()
     try:
         loop = asyncio.get_running_loop()
         captured: list[tuple] = []
-        submit = store._submit
-        store._submit = lambda function, keys, args, convert=lambda r: r: (  # type: ignore[method-assign]
+        submit = store.pipeline.submit
+        store.pipeline.submit = lambda function, keys, args, convert=lambda r: r: (  # type: ignore[method-assign]
             captured.append((function, keys, args, convert)) or loop.create_future())
         store.append_events(T, S, [Event("applied", 1)])
         store.put_properties(T, S, StreamProperties(name="lap"))
         store.append_events(T, S, [Event("lost", 2)])
-        store._submit = submit  # type: ignore[method-assign]
+        store.pipeline.submit = submit  # type: ignore[method-assign]
         outcome = "hub/w/test/0"
-        client = store._client
+        client = store.connection.client
         assert client is not None
         await client.hset(outcome, "-", "")
         far = int((time.time() + 60) * 1000)
         for i, (function, keys, args, _) in enumerate(captured[:2]):  # Redis applied these two, then froze
             await client.fcall(function, len(keys) + 1, *keys, outcome, *args, i, far)
-        batch = [_Op(function, keys, args, convert, loop.create_future()) for function, keys, args, convert in captured]
-        await store._settle_from_outcome(batch, outcome, time.monotonic() - 1)
+        batch = [Write(function, keys, args, convert, loop.create_future()) for function, keys, args, convert in captured]
+        await store.pipeline.settle_from_outcome(batch, outcome, time.monotonic() - 1)
         assert batch[0].future.result() == 1
         info = batch[1].future.result()
         assert info.properties.name == "lap" and info.events == 1

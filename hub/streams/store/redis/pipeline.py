@@ -1,0 +1,245 @@
+"""The Redis store's writes: one queue in call order, sent in pipelines, each write answered truthfully.
+
+One writer task drains the queue and sends everything queued (up to WRITE_BATCH) in one pipeline:
+one round trip for many writes (group commit). A write resolves when Redis replied, which with
+`appendfsync always` means it is on disk. The client never retries a write on its own (a retry of a
+write whose reply was lost would store it twice).
+
+Failed means not stored: every write carries a deadline in Redis' clock, `timeout` after it is
+sent, past which the function refuses it; a write is answered failed only once that deadline has
+passed. Stored means stored: each write records its reply in its pipeline's outcome hash in the
+same atomic call, and a pipeline whose replies were lost is answered from that hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgpack
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..base import StoreUnavailable
+from .connection import DOWN_ERRORS, RedisConnection
+from .keys import Keys
+
+log = logging.getLogger("hub.store")
+
+WRITE_BATCH = 1000  # writes per pipeline at most
+# Our clock and Redis' may tick at slightly different rates between two measures of their offset.
+DEADLINE_MARGIN = 0.05
+# A pipeline whose replies did not come: how long the hub keeps asking Redis which of its writes it
+# applied (their replies are kept in the pipeline's outcome hash) before it answers them failed
+# unknowingly, and how long that hash outlives an unfinished pipeline in Redis.
+OUTCOME_PATIENCE = 60.0
+OUTCOME_TTL_MS = 600_000
+
+
+def _unchanged(reply: Any) -> Any:
+    return reply
+
+
+@dataclass(slots=True)
+class Write:
+    function: str  # one function of the library: the write's one command
+    keys: list[str]
+    args: list[Any]  # the outcome field and the deadline are appended when the write is sent
+    convert: Callable[[Any], Any]  # its reply -> the write's result
+    future: asyncio.Future[Any]
+
+
+class WritePipeline:
+    """Writes sent over `connection` in call order; `timeout`: seconds a write may take."""
+
+    def __init__(self, connection: RedisConnection, keys: Keys, timeout: float) -> None:
+        self.connection = connection
+        self.keys = keys
+        # Seconds a write may take. It is sent with a deadline that far ahead in Redis' clock; the
+        # hub answers it failed only once that deadline has passed (see _run), so a write answered
+        # failed is never applied later.
+        self.timeout = timeout
+        self._pipelines = itertools.count()  # names each pipeline's outcome hash, with a per-process token
+        self._process_token = secrets.token_hex(6)
+        self._settling: set[asyncio.Task[None]] = set()  # pipelines whose outcome is being asked for
+        # Outcome hashes of pipelines answered in full: deleted by the next pipeline. (Not by their
+        # own: Redis could freeze after that delete and before the replies, and the hash is the truth.)
+        self._answered: list[str] = []
+        self._pending: deque[Write | None] = deque()  # None: the writer stops there
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop())
+
+    async def close(self) -> None:
+        """Send every write already queued, then stop; writes still being settled fail."""
+        if self._writer is not None:
+            assert self._wake is not None
+            self._pending.append(None)  # after every write already queued
+            self._wake.set()
+            await self._writer
+            self._writer = None
+        for task in list(self._settling):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def submit(
+        self, function: str, keys: list[str], args: list[Any], convert: Callable[[Any], Any] = _unchanged
+    ) -> asyncio.Future[Any]:
+        """Queue one call of `function`; the future resolves to `convert(reply)`, or fails with
+        StoreUnavailable (at once while Redis is unreachable)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        connection = self.connection
+        if not connection.accepting:
+            future.set_exception(StoreUnavailable(f"redis store {connection.where}: not started or already closed"))
+        elif connection.down is not None:
+            future.set_exception(connection.unavailable())
+        else:
+            self._pending.append(Write(function, keys, args, convert, future))
+            assert self._wake is not None
+            self._wake.set()
+        return future
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch: list[Write] = []
+                stop = False
+                while self._pending and len(batch) < WRITE_BATCH:
+                    write = self._pending.popleft()
+                    if write is None:
+                        stop = True
+                        break
+                    batch.append(write)
+                if batch:
+                    await self._run(batch)
+                if stop:
+                    return
+
+    async def _run(self, batch: list[Write]) -> None:
+        connection = self.connection
+        if connection.down is not None:
+            _fail(batch, connection.unavailable())
+            return
+        assert connection.client is not None
+        pipe = connection.client.pipeline(transaction=False)
+        sent = time.monotonic()
+        deadline = int((sent + connection.clock_offset + self.timeout) * 1000)  # ms, Redis' clock
+        outcome = self.keys.outcome(self._process_token, next(self._pipelines))
+        answered, self._answered = self._answered, []
+        pipe.delete(outcome, *answered)
+        pipe.hset(outcome, "-", "")  # made first, so that it expires even if the pipeline stops midway
+        pipe.pexpire(outcome, OUTCOME_TTL_MS)
+        for i, write in enumerate(batch):
+            pipe.fcall(write.function, len(write.keys) + 1, *write.keys, outcome, *write.args, i, deadline)
+        try:
+            replies = (await pipe.execute(raise_on_error=False))[3:]
+        except DOWN_ERRORS as error:
+            # Timed out, or the connection broke: some writes may have been applied (their replies
+            # lost: Redis froze before sending them) and others may still sit in Redis' input (it
+            # is paused). Once the deadline has passed none of the latter can be applied; the
+            # outcome hash then says which were, and only the others are answered failed.
+            connection.mark_down(error)
+            if not isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) and await connection.process_gone():
+                _fail(batch, connection.unavailable())  # a new process: what the old one applied is unknowable here
+                return
+            task = asyncio.create_task(self.settle_from_outcome(batch, outcome, sent))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+            return
+        except Exception as error:  # noqa: BLE001 - a bug must not leave writers waiting
+            await self._until_past(sent)
+            _fail(batch, StoreUnavailable(f"redis store {connection.where}: {error!r}"))
+            return
+        self._answered.append(outcome)
+        reload = False
+        for write, reply in zip(batch, replies):
+            if write.future.done():
+                continue
+            if isinstance(reply, Exception):
+                if isinstance(reply, ResponseError) and "function" in str(reply).lower() and "not found" in str(reply).lower():
+                    reload = True  # Redis restarted without its functions: nothing was applied
+                write.future.set_exception(StoreUnavailable(f"redis store {connection.where}: {reply}"))
+            else:
+                try:
+                    write.future.set_result(write.convert(reply))
+                except Exception as error:  # noqa: BLE001
+                    write.future.set_exception(error)
+        if reload:
+            with contextlib.suppress(Exception):
+                await connection.load_library()
+
+    async def settle_from_outcome(self, batch: list[Write], outcome: str, sent: float) -> None:
+        """Answer each write of a pipeline whose replies were lost, truthfully: once its deadline has
+        passed (the pipeline was sent at `sent`, monotonic), ask Redis (for up to OUTCOME_PATIENCE)
+        which writes it applied and with what reply (the `outcome` hash)."""
+        where = self.connection.where
+        try:
+            await self._until_past(sent)
+            applied = await self._outcome(outcome)
+        except asyncio.CancelledError:  # the store closes
+            _fail(batch, StoreUnavailable(f"redis store {where}: closed"))
+            raise
+        if applied is None:
+            log.warning("redis store %s: %d write(s) answered failed without knowing whether Redis applied "
+                        "them (unreachable for %g s)", where, len(batch), OUTCOME_PATIENCE)
+            _fail(batch, self.connection.unavailable())
+            return
+        refused = StoreUnavailable(
+            f"redis store {where}: not applied within --store-timeout ({self.timeout:g} s), and never will be"
+        )
+        for i, write in enumerate(batch):
+            packed = applied.get(str(i).encode())
+            if write.future.done():
+                continue
+            if packed is None:  # not applied, and past its deadline it never will be
+                write.future.set_exception(refused)
+                continue
+            try:
+                reply = msgpack.unpackb(packed, raw=True)
+                write.future.set_result(write.convert(None if reply is False else reply))
+            except Exception as error:  # noqa: BLE001
+                write.future.set_exception(error)
+
+    async def _outcome(self, outcome: str) -> dict[bytes, bytes] | None:
+        """The outcome hash of a pipeline (deleted once read), asked for until Redis answers or
+        OUTCOME_PATIENCE passes (None)."""
+        applied: dict[bytes, bytes] | None = None
+        probe = self.connection.new_client(1.0)
+        try:
+            give_up = time.monotonic() + OUTCOME_PATIENCE
+            while applied is None and time.monotonic() < give_up and self.connection.accepting:
+                try:
+                    applied = await probe.hgetall(outcome)
+                    await probe.delete(outcome)
+                except DOWN_ERRORS + (RedisError,):
+                    await asyncio.sleep(0.1)
+        finally:
+            with contextlib.suppress(Exception):
+                await probe.aclose()
+        return applied
+
+    async def _until_past(self, sent: float) -> None:
+        """Wait until the deadline of writes sent at `sent` (monotonic) has passed in Redis' clock."""
+        wait = sent + self.timeout + DEADLINE_MARGIN - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+def _fail(batch: list[Write], error: BaseException) -> None:
+    for write in batch:
+        if not write.future.done():
+            write.future.set_exception(error)
