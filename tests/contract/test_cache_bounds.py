@@ -109,13 +109,13 @@ async def test_sqlite_a_rolled_back_early_trim_is_redone(tmp_path: Path, monkeyp
         for i in range(5):
             await store.append_events("t", f"s{i}", [Event(f"e{n}", n) for n in range(6)])
         assert store.cache_sizes()["touched streams"] == 5
-        real_commit = store._commit
+        real_commit = store.writer.commit
 
         def failing_commit(conn: Any) -> None:
-            monkeypatch.setattr(store, "_commit", real_commit)  # only once
+            monkeypatch.setattr(store.writer, "commit", real_commit)  # only once
             raise __import__("sqlite3").OperationalError("disk I/O error (test)")
 
-        monkeypatch.setattr(store, "_commit", failing_commit)
+        monkeypatch.setattr(store.writer, "commit", failing_commit)
         # this write finds the set full: the five streams are trimmed in its transaction, which fails
         try:
             await store.append_events("t", "s5", [Event("x", 0)])

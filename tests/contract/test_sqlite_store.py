@@ -83,13 +83,13 @@ async def test_a_failing_operation_fails_alone(store: SqliteStore) -> None:
 
 
 async def test_a_failed_commit_fails_the_whole_transaction(store: SqliteStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    real_commit = store._commit
+    real_commit = store.writer.commit
 
     def failing_commit(conn: sqlite3.Connection) -> None:
-        monkeypatch.setattr(store, "_commit", real_commit)  # only once
+        monkeypatch.setattr(store.writer, "commit", real_commit)  # only once
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(store, "_commit", failing_commit)
+    monkeypatch.setattr(store.writer, "commit", failing_commit)
     writes = [store.append_events(T, S, [Event(f"e{i}", i)]) for i in range(5)]
     results = await asyncio.gather(*writes, return_exceptions=True)
     assert all(isinstance(r, StoreUnavailable) for r in results)
@@ -147,14 +147,14 @@ def test_synchronous_levels(tmp_path: Path) -> None:
 
 async def test_many_pipelined_writes_share_commits(store: SqliteStore) -> None:
     commits = 0
-    real_commit = store._commit
+    real_commit = store.writer.commit
 
     def counting_commit(conn: sqlite3.Connection) -> None:
         nonlocal commits
         commits += 1
         real_commit(conn)
 
-    store._commit = counting_commit  # type: ignore[method-assign]
+    store.writer.commit = counting_commit  # type: ignore[method-assign]
     await asyncio.gather(*[store.append_events(T, S, [Event(f"e{i}", i)]) for i in range(500)])
     assert (await store.get_stream(T, S)).events == 500  # type: ignore[union-attr]
     assert commits < 500  # group commit: writes queued during a commit go in the next one

@@ -1,0 +1,224 @@
+"""Group commit on one sqlite3 connection: one thread applies every write queued while the previous
+transaction was being committed, in one transaction, and commits once. One fsync thus acknowledges
+all of them: throughput grows with the writes in flight instead of being capped at one per fsync.
+
+The writer knows nothing of what a write is. Its owner queues opaque writes with `submit` (from an
+event loop; the queue order is the call order) and supplies `apply(conn, writes) -> results`, which
+runs them in order inside the transaction the writer began. Then:
+- `apply` returned and COMMIT succeeded: each write's future resolves to its result, on its own event
+  loop (thread-safely, one wake-up per loop and batch), in queue order;
+- `apply` raised: the transaction is rolled back and the batch is done again one write a transaction,
+  so a bad write fails alone (its future gets what `apply` raised) while the others commit;
+- BEGIN or COMMIT failed: the transaction is rolled back and every write of it fails with
+  `unavailable("<name>: transaction not committed: <error>")`.
+After every rollback the owner's `rolled_back()` runs, so that state it keeps beside the database
+(caches filled while applying) can forget what the rollback undid: `apply` may see a write again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+W = TypeVar("W")  # a write, as the owner queues it: opaque here
+
+
+
+@dataclass(slots=True)
+class AfterCommit:
+    """What `apply` returns for a write whose caller must not hear of it before `run` has run: `run`
+    is called on the write's event loop once its transaction is committed, then the write's future
+    resolves to `result`."""
+
+    result: Any
+    run: Callable[[], None]
+
+
+@dataclass(slots=True)
+class _Queued:
+    write: Any  # a W
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+Outcome = tuple[_Queued, Any, BaseException | None]  # (write, result, error)
+
+
+class _ApplyFailed(Exception):
+    """`apply` raised `error` (which write of the batch made it is not known)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+class GroupCommitWriter(Generic[W]):
+    """Applies the writes its owner submits on its own thread, in group commits (module docstring).
+
+    `name` starts the texts of the errors it makes, `unavailable` makes them (the owner's "could not
+    store it, retry" exception)."""
+
+    def __init__(
+        self,
+        apply: Callable[[sqlite3.Connection, list[W]], list[Any]],
+        *,
+        name: str,
+        unavailable: Callable[[str], Exception],
+        rolled_back: Callable[[], None] = lambda: None,
+        thread_name: str = "sqlite-writer",
+    ):
+        self.apply = apply
+        self.name = name
+        self.unavailable = unavailable
+        self.rolled_back = rolled_back
+        self.thread_name = thread_name
+        # Unbounded: `submit` is a plain call that queues at once (so the queue order is the call
+        # order) and cannot wait for room. The owner's callers bound it: each awaits its writes and
+        # keeps a limited number in flight (for the hub's store, see hub/streams/store/sqlite/store.py).
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._conn: sqlite3.Connection | None = None
+        self._thread: threading.Thread | None = None
+        # Guards accepting writes against the thread stopping, so no write is queued unanswered.
+        self._lock = threading.Lock()
+        self._accepting = False
+        self._broken: BaseException | None = None
+
+    def start(self, conn: sqlite3.Connection) -> None:
+        """Start the thread writing on `conn` (opened with isolation_level=None; used only by that
+        thread from now on, until close() returns)."""
+        self._conn = conn
+        self._accepting = True
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def submit(self, write: W) -> asyncio.Future[Any]:
+        """Queue `write` (call it on the running event loop); the future settles as the module
+        docstring says, or at once with `unavailable(...)` when the writer is not running."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            if not self._accepting:
+                reason = self._broken or "the store is not started or already closed"
+                future.set_exception(self.unavailable(f"{self.name}: {reason}"))
+            else:
+                self._queue.put(_Queued(write, future, loop))
+        return future
+
+    async def close(self) -> None:
+        """Stop accepting writes and return once every write already queued is applied and settled."""
+        with self._lock:
+            self._accepting = False
+            if self._thread is not None:
+                self._queue.put(None)  # after every write already queued
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        self._conn = None
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        # A method of its own so that a test can make the commit fail.
+        conn.execute("COMMIT")
+
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                writes = [w for w in batch if w is not None]
+                if writes:
+                    self._write_batch(writes)
+                if len(writes) < len(batch):  # the stop marker: nothing is queued after it
+                    return
+        except BaseException as error:  # a bug here must not leave writers waiting forever
+            with self._lock:
+                self._accepting = False
+                self._broken = error
+                leftovers = []
+                while True:
+                    try:
+                        leftovers.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+            failure = self.unavailable(f"sqlite writer stopped: {error!r}")
+            _settle([(w, None, failure) for w in leftovers if w is not None])
+            raise
+
+    def _write_batch(self, batch: list[_Queued]) -> None:
+        try:
+            outcomes = self._commit_batch(batch)
+        except BaseException as error:  # not ours to handle, but first answer this batch's writers
+            _settle([(w, None, self.unavailable(f"sqlite writer stopped: {error!r}")) for w in batch])
+            raise
+        _settle(outcomes)
+
+    def _commit_batch(self, batch: list[_Queued]) -> list[Outcome]:
+        """The batch in one transaction; if `apply` fails, each write in a transaction of its own."""
+        try:
+            results = self._transaction([w.write for w in batch])
+        except _ApplyFailed as failed:
+            if len(batch) == 1:
+                return [(batch[0], None, failed.error)]
+            outcomes: list[Outcome] = []
+            for write in batch:
+                outcomes += self._commit_batch([write])
+            return outcomes
+        except sqlite3.Error as error:
+            failure = self.unavailable(f"{self.name}: transaction not committed: {error}")
+            return [(w, None, failure) for w in batch]
+        return [(w, result, None) for w, result in zip(batch, results)]
+
+    def _transaction(self, writes: list[W]) -> list[Any]:
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = self.apply(conn, writes)
+            except Exception as error:
+                raise _ApplyFailed(error) from error
+            self.commit(conn)
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            self.rolled_back()
+            raise
+        return results
+
+
+def _settle(outcomes: Iterable[Outcome]) -> None:
+    """Resolve futures on their own loops, with one wake-up per loop rather than per write."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]]
+    by_loop = defaultdict(list)
+    for write, result, error in outcomes:
+        by_loop[write.loop].append((write.future, result, error))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, settled)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        if isinstance(result, AfterCommit):
+            result.run()  # committed: run it before the caller hears of the write
+            result = result.result
+        if future.done():  # cancelled by its caller; the write happened anyway
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

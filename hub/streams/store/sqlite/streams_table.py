@@ -1,0 +1,109 @@
+"""The `streams` table as the writer uses it: a stream's key (made on its first write), its counters,
+its info; and the open-stream cache, which spares a data write the key lookup."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from typing import Iterable, Sequence
+
+from ...models import StreamInfo, StreamStatus
+from ..encoding import stream_info
+
+INFO_COLUMNS = (
+    "topic, stream_id, properties, status, events, parameter_rows, first_timestamp, last_timestamp,"
+    " last_activity, event_definitions, parameter_definitions"
+)
+
+_TOUCH = """
+UPDATE streams SET
+    events = events + :events,
+    parameter_rows = parameter_rows + :rows,
+    first_timestamp = coalesce(min(first_timestamp, :low), first_timestamp, :low),
+    last_timestamp = coalesce(max(last_timestamp, :high), last_timestamp, :high),
+    last_activity = :now,
+    status = CASE WHEN :reopen THEN 'open' ELSE status END
+WHERE key = :key
+"""
+
+
+def ensure_stream(conn: sqlite3.Connection, topic: str, stream_id: str, status: StreamStatus = "open") -> int:
+    """The stream's key; a new stream is made with `status`."""
+    row = conn.execute("SELECT key FROM streams WHERE topic = ? AND stream_id = ?", (topic, stream_id)).fetchone()
+    if row is not None:
+        return int(row[0])
+    cursor = conn.execute("INSERT INTO streams (topic, stream_id, status) VALUES (?, ?, ?)", (topic, stream_id, status))
+    return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+
+def touch(
+    conn: sqlite3.Connection,
+    key: int,
+    now: float,
+    timestamps: Sequence[int],
+    *,
+    events: int = 0,
+    rows: int = 0,
+    reopen: bool = True,
+) -> None:
+    """Count a write to the stream: its items, their timestamps' range, its time; reopen it if asked."""
+    low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
+    conn.execute(
+        _TOUCH,
+        {"events": events, "rows": rows, "low": low, "high": high, "now": now, "reopen": reopen, "key": key},
+    )
+
+
+def read_info(conn: sqlite3.Connection, key: int) -> StreamInfo:
+    return stream_info(*conn.execute(f"SELECT {INFO_COLUMNS} FROM streams WHERE key = ?", (key,)).fetchone())
+
+
+def every_stream_key(conn: sqlite3.Connection, chunk: int = 1000) -> Iterable[int]:
+    """Every stream's key, read a chunk at a time so that memory does not grow with the streams."""
+    after = 0
+    while True:
+        keys = [k for (k,) in conn.execute("SELECT key FROM streams WHERE key > ? ORDER BY key LIMIT ?", (after, chunk))]
+        yield from keys
+        if len(keys) < chunk:
+            return
+        after = keys[-1]
+
+
+class OpenStreamKeys:
+    """Streams a data write left open, by (topic, stream id) -> key (writer thread): a data write to
+    one of them needs no SELECT first.
+
+    Filled as writes are applied, before their commit, so its owner clears it whenever a transaction
+    is rolled back (a write in it may have made the stream); an entry is dropped when its stream is
+    closed. Bound: `bound` entries, the least recently written first out; a write to an evicted
+    stream looks its key up again (one SELECT)."""
+
+    def __init__(self, bound: int):
+        self.bound = bound
+        self._keys: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def key_for_data_write(self, conn: sqlite3.Connection, topic: str, stream_id: str) -> tuple[int, bool]:
+        """The stream's key, and whether this data write makes or reopens it (it then stays open)."""
+        keys = self._keys
+        key = keys.get((topic, stream_id))
+        if key is not None:
+            keys.move_to_end((topic, stream_id))
+            return key, False
+        row = conn.execute("SELECT key, status FROM streams WHERE topic = ? AND stream_id = ?", (topic, stream_id)).fetchone()
+        if row is not None:
+            key, changed = int(row[0]), row[1] == "closed"
+        else:
+            key, changed = ensure_stream(conn, topic, stream_id), True
+        keys[(topic, stream_id)] = key
+        if len(keys) > self.bound:
+            keys.popitem(last=False)  # the least recently written: its next write SELECTs its key
+        return key, changed
+
+    def closed(self, topic: str, stream_id: str) -> None:
+        self._keys.pop((topic, stream_id), None)
+
+    def clear(self) -> None:
+        self._keys.clear()
