@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..signalr.protocols.json import BELOW_INT64, StdlibJson
-from ..streams.service import LenientRows
+from ..streams.lenient import LenientRows
 from .errors import ApiError
 
 

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams import schema
-from ..streams.service import IngestionService, LenientRows
+from ..streams.lenient import LenientRows
+from ..streams.service import IngestionService
 from . import codec
 from .acks import Acknowledgements, wait_param
 from .errors import ApiError

@@ -22,7 +22,7 @@ from ..streams.feed import FellBehind
 from ..streams.service import IngestionService
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
-from ..streams.validation import messagepack_names_and_events
+from .binding import messagepack_names_and_events
 
 
 class WriterHub(Hub):
@@ -60,8 +60,7 @@ class WriterHub(Hub):
         self._spend(call, topic)
         return Deferred(self.service.close_stream(topic, stream_id), void=True)
 
-    # MessagePack arguments are decoded straight into validated events (ASP.NET's argument binding);
-    # anything unusual is decoded and validated the usual way.
+    # MessagePack arguments are decoded straight into validated events (binding.py).
     @hub_method("SendEventData", binders={"messagepack": messagepack_names_and_events})
     async def send_event_data(self, call: CallContext, topic: Any, stream_id: Any, events: Any) -> Deferred:
         self._spend(call, topic)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hub.http_api import codec, eventhubs, tinybird
 from hub.http_api.errors import ApiError
-from hub.streams.service import RawRow
+from hub.streams.lenient import RawRow
 
 # --- gzip ---------------------------------------------------------------------------------------------
 

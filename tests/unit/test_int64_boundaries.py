@@ -21,15 +21,10 @@ from hub.signalr.protocols.json import ORJSON, STDLIB_JSON, JsonMessageReader
 from hub.signalr.protocols.msgpack import MessagePackHubProtocol, encode_length_prefix
 from hub.streams.service import IngestionService
 from hub.streams.store import MemoryStore
-from hub.streams.validation import (
-    INT64_MAX,
-    INT64_MIN,
-    ValidationError,
-    messagepack_names_and_events,
-    parse_events,
-    parse_parameter_data,
-    parse_timestamp,
-)
+from hub.streams.errors import ValidationError
+from hub.streams.models import INT64_MAX, INT64_MIN
+from hub.streams.validation import parse_events, parse_parameter_data, parse_timestamp
+from hub.writer.binding import messagepack_names_and_events
 
 REFUSED = "events[0].timestamp: expected an integer of nanoseconds"
 BOUNDARIES = [

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from hub.streams.models import Event, ReadWindow
-from hub.streams.service import IngestionService, LenientRows, RawRow
+from hub.streams.lenient import LenientRows, RawRow
+from hub.streams.service import IngestionService
 from hub.streams.store import MemoryStore
 from hub.streams.errors import ValidationError
 

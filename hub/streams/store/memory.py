@@ -131,7 +131,7 @@ class MemoryStore(StreamStore):
         self._quarantine: dict[str, list[QuarantinedRow]] = {}
         # (scope, key) -> (record, expiry), oldest write first. Expired records go at each trim pass.
         # Bound: max_idempotency_records; one record past it drops the oldest written (a retry of
-        # that request then runs again, as after its expiry).
+        # that operation then runs again, as after its expiry).
         self._idempotency: OrderedDict[tuple[str, str], tuple[IdempotencyRecord, float]] = OrderedDict()
         self.max_idempotency_records = max_idempotency_records
         self.retention = retention
