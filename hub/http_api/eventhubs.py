@@ -1,5 +1,5 @@
 """Azure Event Hubs' REST send as a drop-in route: `POST /{hub}/messages`, a thin adapter over the
-ingestion service, so an Event Hubs sender changes only its URL and key (a hub token).
+stream service, so an Event Hubs sender changes only its URL and key (a hub token).
 
 - The body is one event's value (UTF-8 text) whatever the Content-Type (senders use
   `application/atom+xml;type=entry;charset=utf-8`); `Content-Type: application/vnd.microsoft.servicebus.json`
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams import schema
-from ..streams.service import IngestionService
+from ..streams.service import StreamService
 from . import codec
 from .errors import ApiError
 from .operations import Operation, Param, Reply, error_replies
@@ -66,7 +66,7 @@ def _topic(request: Request) -> str | None:
 
 
 class EventHubsMessages:
-    def __init__(self, service: IngestionService, *, max_body_size: int):
+    def __init__(self, service: StreamService, *, max_body_size: int):
         self.service = service
         self.max_body_size = max_body_size
 

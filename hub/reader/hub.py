@@ -1,5 +1,5 @@
 """The Quix Streaming Reader surface over SignalR: live subscriptions, a thin adapter over the
-ingestion service's change feed (see "Reader over SignalR" in the Quix reference and
+stream service's live changes (see "Reader over SignalR" in the Quix reference and
 protocol-notes/reader.md).
 
 Client -> server (`*` is a wildcard for topic, stream and id):
@@ -13,8 +13,9 @@ Server -> client:
         binaryValues, tagValues}) with only the subscribed parameters
     ActiveStreamsChanged(stream summary, "AddUpdate" | "Remove"); Remove when a stream is closed
 
-Each subscription is a SignalR group (subscriptions.py); fanout.py delivers the store's changes to
-them. A subscription made when its Completion arrives gets every change made durable after that.
+Each subscription is a SignalR group (subscriptions.py); group_fanout.py delivers the store's
+changes to them. A subscription made when its Completion arrives gets every change made durable
+after that.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..signalr.hub import CallContext, Hub, HubError, hub_method
-from ..streams.service import IngestionService
+from ..streams.service import StreamService
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
-from .fanout import LiveFanOut
+from .group_fanout import GroupFanOut
 from .subscriptions import WILDCARD, Interest, Key, item_id, pattern
 
 #: Subscriptions one connection may hold (each costs a group membership and an index entry).
@@ -35,15 +36,15 @@ MAX_SUBSCRIPTIONS = 10_000
 class ReaderHub(Hub):
     user_errors = (ValidationError, StoreUnavailable)
 
-    def __init__(self, service: IngestionService):
+    def __init__(self, service: StreamService):
         self.service = service
         self.interest = Interest()
-        self._fanout: LiveFanOut | None = None
+        self._fanout: GroupFanOut | None = None
 
     @property
-    def fanout(self) -> LiveFanOut:
+    def fanout(self) -> GroupFanOut:
         if self._fanout is None:  # `clients` is set when an endpoint binds the hub
-            self._fanout = LiveFanOut(self.service, self.clients, self.interest)
+            self._fanout = GroupFanOut(self.service, self.clients, self.interest)
         return self._fanout
 
     # --- subscribing ------------------------------------------------------------------------------

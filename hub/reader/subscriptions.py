@@ -1,5 +1,5 @@
 """What the Reader hub's clients subscribed to, as SignalR group names, and the index that tells the
-store's change feed which streams anyone wants. Sans-I/O: strings and counters.
+store's change broadcast which streams anyone wants. Sans-I/O: strings and counters.
 
 A subscription is a group (hub/signalr/groups.py) whose name encodes it:
     events      "e\\0{topic}\\0{streamId}\\0{eventId}"
@@ -65,7 +65,7 @@ def item_id(value: Any, what: str) -> str:
 
 class Interest:
     """How many subscriptions name each stream pattern, per kind: answers, on every write, whether
-    anyone wants a stream (the change feed's `where`), and which patterns to look up on delivery."""
+    anyone wants a stream (the store subscription's `where`), and which patterns to look up on delivery."""
 
     def __init__(self) -> None:
         self._data: dict[str, Counter[tuple[str, str]]] = {"e": Counter(), "p": Counter()}

@@ -219,5 +219,5 @@ class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None = None
     # The position of the last item on the page (None when empty): a live reader that read stored
-    # data first skips changes at or before it (see store/changes.py). Not a paging cursor.
+    # data first skips changes at or before it (see store/broadcast.py). Not a paging cursor.
     last_cursor: str | None = None

@@ -1,8 +1,10 @@
-"""The ingestion service: what the SignalR Writer hub and the HTTP routes both call.
+"""The stream service: what every entry point calls to write, read and follow streams.
 
 It validates raw decoded values into models (raising ValidationError before anything reaches the
 store) and hands them to the store. Write methods are plain functions returning the store's
 awaitable, so the order of calls is the order of writes even when a connection pipelines them.
+Reads page through the store; live changes come from the store's change broadcast
+(store/broadcast.py), and one stream's live events from an EventFollower (event_follower.py).
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from collections import deque
 from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, TypeVar
 
 from .errors import ValidationError
+from .event_follower import follow_events
+from .lenient import LenientBatch, LenientRows
 from .models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, TopicSummary
 from .store.base import StreamStore
-from .store.changes import DEFAULT_MAX_PENDING, Subscription
-from .lenient import LenientBatch, LenientRows
+from .store.broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
 from .validation import check_name, parse_definitions, parse_event_item, parse_event_rows, parse_events
 from .validation import parse_parameter_data, parse_parameter_data_item, parse_properties, parse_timestamp
-from . import feed
 
 T = TypeVar("T")
 
 
-class IngestionService:
+class StreamService:
+    """Writes, reads and live changes of the streams in one store, validated at the door."""
+
     def __init__(self, store: StreamStore):
         self.store = store
 
@@ -119,9 +123,9 @@ class IngestionService:
 
     async def changes(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
-        """The store's live change feed (store/changes.py) of the matching streams, None = all: what
-        every entry point writes, once durable, in write order (the Reader hub fans it out)."""
+    ) -> ChangeSubscription:
+        """The store's live changes (store/broadcast.py) of the matching streams, None = all: what
+        every entry point writes, once durable, in write order."""
         return await self.store.subscribe(topic, stream_id, max_pending=max_pending)
 
     # --- reads ------------------------------------------------------------------------------------
@@ -131,8 +135,8 @@ class IngestionService:
     ) -> AsyncIterator[Event]:
         """The stored events of a stream whose timestamp is >= from_ts (None: all), in arrival
         order; with `follow`, then every event written later, as it is made durable, until the
-        caller stops iterating. A follower that lets more than feed.MAX_WAITING events wait ends
-        with feed.FellBehind."""
+        caller stops iterating. A follower that lets more than event_follower.MAX_WAITING events wait
+        ends with event_follower.FellBehind."""
         _check_stream(topic, stream_id)
         if from_ts is not None:
             from_ts = parse_timestamp(from_ts, "fromTimestamp")
@@ -140,7 +144,7 @@ class IngestionService:
             raise ValidationError("follow", "expected true or false")
         # Subscribe before reading what is stored: a write made in between is then in one or the
         # other, and skip_through drops what is in both.
-        live = await feed.subscribe(self.store, topic, stream_id, from_ts=from_ts) if follow else None
+        live = await follow_events(self.store, topic, stream_id, from_ts=from_ts) if follow else None
         try:
             after = seen = None
             while True:

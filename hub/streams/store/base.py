@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Literal
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
-from .changes import DEFAULT_MAX_PENDING, Subscription
+from .broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
 
 DefinitionKind = Literal["events", "parameters"]
 
@@ -124,10 +124,10 @@ class StreamStore(ABC):
     @abstractmethod
     async def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
+    ) -> ChangeSubscription:
         """Changes of the matching streams (None = every topic / every stream) made durable after
         this call returns, in write order. At most `max_pending` wait unread: past that the
-        subscription ends with FeedOverflow. Close it when done."""
+        subscription ends with SubscriptionOverflow. Close it when done."""
 
     # --- idempotency records (ordered at call time and durable when awaited, like writes) -----------
 

@@ -4,7 +4,7 @@ Writes are applied when called and return an already-resolved awaitable, which g
 ordering for free. Streams keep their events and parameter rows in plain lists (arrival order),
 so an append is O(batch) and a page read touches only the items it scans.
 
-Changes are published to the feed at call time too (applied = durable here). Retention drops items
+Changes are published to the broadcast at call time too (applied = durable here). Retention drops items
 from the front of the lists; `dropped` keeps positions (cursors) stable.
 """
 
@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVa
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
 from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StreamStore
-from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
+from .broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeSubscription
 from .cursor import decode_cursor, encode_cursor
 from .parameter_rows import RowValues, join_rows, split_rows
 from .resolved import Resolved
@@ -136,7 +136,7 @@ class MemoryStore(StreamStore):
         self.max_idempotency_records = max_idempotency_records
         self.retention = retention
         self.trim_interval = trim_interval
-        self.changes = ChangeFeed()
+        self.changes = ChangeBroadcast()
         self._trimmer: asyncio.Task[None] | None = None
 
     def _stream(self, topic: str, stream_id: str, status: StreamStatus = "open") -> tuple[_Stream, bool]:
@@ -250,7 +250,7 @@ class MemoryStore(StreamStore):
 
     async def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
+    ) -> ChangeSubscription:
         return self.changes.subscribe(topic, stream_id, max_pending)
 
     # --- idempotency ------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
-from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
+from .broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast as ChangeFeed, ChangeSubscription as Subscription
 from .encoding import dumps, loads, stream_info
 from .parameter_rows import join_rows, split_rows
 from .retention import KEEP_EVERYTHING, Retention, trim_every

@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
 from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
-from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
+from .broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast as ChangeFeed, ChangeSubscription as Subscription
 from .cursor import decode_cursor, encode_cursor
 from .encoding import dumps_text, loads, stream_info
 from .parameter_rows import join_rows, split_rows

@@ -1,17 +1,18 @@
-"""The live change feed: what a store publishes once a write is durable, fanned out to subscribers.
+"""The store's live change broadcast: what a store publishes once a write is durable, to every
+subscriber.
 
 A `Change` is one write as readers see it: new events, new parameter rows, or a stream's new state
 (created, properties replaced, closed, reopened, definitions replaced). Changes of one store reach
 every subscriber in the order the writes were made durable (= their call order).
 
-`ChangeFeed` is the in-process fan-out every backend uses (memory and sqlite publish into it
-directly; redis publishes what its feed reader fetched from Redis). Each subscriber has a bounded
-queue: publishing never blocks and never waits for a reader. A subscriber more than `max_pending`
-changes behind is ended: its next read raises `FeedOverflow` (it should catch up from the store with
-a cursor, then subscribe again).
+`ChangeBroadcast` is the in-process broadcast every backend uses (memory and sqlite publish into it
+directly; redis publishes what its change log reader fetched from Redis). Each subscriber has a
+bounded queue: publishing never blocks and never waits for a reader. A subscriber more than
+`max_pending` changes behind is ended: its next read raises `SubscriptionOverflow` (it should catch
+up from the store with a cursor, then subscribe again).
 
 Subscriptions match on topic and stream id; None matches every topic / every stream (the reader
-hub's `*`); `Subscription.where`, when set, narrows that with a predicate.
+hub's `*`); `ChangeSubscription.where`, when set, narrows that with a predicate.
 """
 
 from __future__ import annotations
@@ -68,20 +69,20 @@ class Change:
         return self.kind != "stream" and not self.cursors
 
 
-class FeedOverflow(Exception):
+class SubscriptionOverflow(Exception):
     """The subscriber fell too far behind the writers; its subscription has ended."""
 
 
-class Subscription:
+class ChangeSubscription:
     """An async iterator of Changes. `close()` ends it (iteration stops)."""
 
-    def __init__(self, feed: "ChangeFeed", topic: str | None, stream_id: str | None, max_pending: int):
+    def __init__(self, broadcast: "ChangeBroadcast", topic: str | None, stream_id: str | None, max_pending: int):
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.topic = topic
         self.stream_id = stream_id
         self.max_pending = max_pending
-        self._feed = feed
+        self._broadcast = broadcast
         self._queue: deque[Change] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -106,7 +107,7 @@ class Subscription:
         if self.closed:
             return
         if len(self._queue) >= self.max_pending:
-            self._end(FeedOverflow(f"fell more than {self.max_pending} changes behind the writers"))
+            self._end(SubscriptionOverflow(f"fell more than {self.max_pending} changes behind the writers"))
             return
         self._queue.append(change)
         self._wake()
@@ -117,7 +118,7 @@ class Subscription:
         self.closed = True
         self._error = error
         self._queue.clear()
-        self._feed._remove(self)
+        self._broadcast._remove(self)
         self._wake()
 
     def _wake(self) -> None:
@@ -128,7 +129,7 @@ class Subscription:
     def close(self) -> None:
         self._end(None)
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> "ChangeSubscription":
         return self
 
     async def __anext__(self) -> Change:
@@ -150,25 +151,25 @@ class Subscription:
             return await self.__anext__()
         return await asyncio.wait_for(self.__anext__(), timeout)
 
-    async def __aenter__(self) -> "Subscription":
+    async def __aenter__(self) -> "ChangeSubscription":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
 
-class ChangeFeed:
-    """In-process fan-out, indexed by topic so a publish touches only interested subscribers."""
+class ChangeBroadcast:
+    """In-process broadcast, indexed by topic so a publish touches only interested subscribers."""
 
     def __init__(self) -> None:
-        self._by_topic: dict[str, set[Subscription]] = {}
-        self._all_topics: set[Subscription] = set()
+        self._by_topic: dict[str, set[ChangeSubscription]] = {}
+        self._all_topics: set[ChangeSubscription] = set()
         self.count = 0
 
     def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
-        sub = Subscription(self, topic, stream_id, max_pending)
+    ) -> ChangeSubscription:
+        sub = ChangeSubscription(self, topic, stream_id, max_pending)
         if topic is None:
             self._all_topics.add(sub)
         else:
@@ -176,7 +177,7 @@ class ChangeFeed:
         self.count += 1
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
+    def _remove(self, sub: ChangeSubscription) -> None:
         if sub.topic is None:
             found = sub in self._all_topics
             self._all_topics.discard(sub)
