@@ -22,8 +22,8 @@ from typing import Any
 from ..signalr.groups import HubClients
 from ..streams.models import ParameterData
 from ..streams.service import StreamService
-from ..streams.store.broadcast import Change, ChangeSubscription, SubscriptionOverflow
-from .subscriptions import WILDCARD, Interest, data_group_prefix
+from ..streams.store.broadcast import Change, ChangeKind, ChangeSubscription, SubscriptionOverflow
+from .subscriptions import WILDCARD, Interest, SubscriptionKind, active_streams_group, data_group_prefix
 
 log = logging.getLogger("hub.reader")
 
@@ -101,16 +101,17 @@ class GroupFanOut:
     # --- one change -------------------------------------------------------------------------------
 
     def deliver(self, change: Change) -> None:
-        if change.kind == "events":
+        if change.kind == ChangeKind.EVENTS:
             self._events(change)
-        elif change.kind == "parameters":
+        elif change.kind == ChangeKind.PARAMETERS:
             self._parameters(change)
-        elif change.kind == "stream" and change.info is not None:
+        elif change.kind == ChangeKind.STREAM and change.info is not None:
             self._stream(change)
 
     def _events(self, change: Change) -> None:
         topic, stream_id = change.topic, change.stream_id
-        prefixes = [data_group_prefix("e", t, s) for t, s in self.interest.patterns("e", topic, stream_id)]
+        kind = SubscriptionKind.EVENT
+        prefixes = [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
         if not prefixes:
             return
         members = self.clients.groups.members
@@ -145,7 +146,8 @@ class GroupFanOut:
         if data is None or not data.rows:
             return
         topic, stream_id = change.topic, change.stream_id
-        prefixes = [data_group_prefix("p", t, s) for t, s in self.interest.patterns("p", topic, stream_id)]
+        kind = SubscriptionKind.PARAMETER
+        prefixes = [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
         if not prefixes:
             return
         members = self.clients.groups.members
@@ -175,7 +177,8 @@ class GroupFanOut:
         if not self.interest.wants_topic(change.topic):
             return
         members = self.clients.groups.members
-        recipients = _union([m for m in (members(f"a\0{change.topic}"), members(f"a\0{WILDCARD}")) if m])
+        groups = (active_streams_group(change.topic), active_streams_group(WILDCARD))
+        recipients = _union([m for m in map(members, groups) if m])
         if recipients:
             action = "Remove" if info.status == "closed" else "AddUpdate"
             self.clients.send_to(recipients, "ActiveStreamsChanged", info.to_json(), action)

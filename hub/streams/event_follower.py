@@ -26,7 +26,7 @@ from typing import AsyncIterator
 
 from .models import Event
 from .store.base import StreamStore
-from .store.broadcast import Change, ChangeSubscription, SubscriptionOverflow
+from .store.broadcast import Change, ChangeKind, ChangeSubscription, SubscriptionOverflow
 from .store.cursor import cursor_key
 
 #: Events that may wait for one slow reader before it is cut off.
@@ -74,7 +74,7 @@ class EventFollower:
     async def _run(self) -> None:
         try:
             async for change in self._subscription:
-                if change.kind == "events":
+                if change.kind == ChangeKind.EVENTS:
                     self._take(change)
                     if self._ended:
                         return

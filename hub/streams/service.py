@@ -18,7 +18,7 @@ from .errors import ValidationError
 from .event_follower import follow_events
 from .lenient import LenientBatch, LenientRows
 from .models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, TopicSummary
-from .store.base import StreamStore
+from .store.base import DefinitionKind, StreamStore
 from .store.broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
 from .validation import check_name, parse_definitions, parse_event_item, parse_event_rows, parse_events
 from .validation import parse_parameter_data, parse_parameter_data_item, parse_properties, parse_timestamp
@@ -113,11 +113,13 @@ class StreamService:
 
     def set_event_definitions(self, topic: str, stream_id: str, raw: Any) -> Awaitable[StreamInfo]:
         _check_stream(topic, stream_id)
-        return self.store.set_definitions(topic, stream_id, "events", parse_definitions(raw, "events"))
+        kind = DefinitionKind.EVENTS
+        return self.store.set_definitions(topic, stream_id, kind, parse_definitions(raw, kind))
 
     def set_parameter_definitions(self, topic: str, stream_id: str, raw: Any) -> Awaitable[StreamInfo]:
         _check_stream(topic, stream_id)
-        return self.store.set_definitions(topic, stream_id, "parameters", parse_definitions(raw, "parameters"))
+        kind = DefinitionKind.PARAMETERS
+        return self.store.set_definitions(topic, stream_id, kind, parse_definitions(raw, kind))
 
     # --- live changes -------------------------------------------------------------------------------
 

@@ -351,10 +351,10 @@ def parse_properties(raw: Any) -> StreamProperties:
 
 # --- definitions --------------------------------------------------------------------------------
 
-_DEFINITION_PATHS = {"events": "eventDefinitions", "parameters": "parameterDefinitions"}
-_TEXT_FIELDS = {
-    "events": ("name", "description", "customProperties", "location"),
-    "parameters": ("name", "description", "unit", "format", "customProperties", "location"),
+_DEFINITION_PATHS = {DefinitionKind.EVENTS: "eventDefinitions", DefinitionKind.PARAMETERS: "parameterDefinitions"}
+DEFINITION_TEXT_FIELDS = {
+    DefinitionKind.EVENTS: ("name", "description", "customProperties", "location"),
+    DefinitionKind.PARAMETERS: ("name", "description", "unit", "format", "customProperties", "location"),
 }
 _LEVELS_BY_KEY = {level.lower(): level for level in EVENT_LEVELS}
 
@@ -380,9 +380,9 @@ def _optional_number(value: Any, path: str) -> float | None:
 def parse_definition(raw: Any, kind: DefinitionKind, path: str) -> dict[str, Any]:
     raw = _object(raw, path)
     definition: dict[str, Any] = {"id": _non_empty_string(_field(raw, "id"), f"{path}.id")}
-    for name in _TEXT_FIELDS[kind]:
+    for name in DEFINITION_TEXT_FIELDS[kind]:
         definition[name] = _optional_string(_field(raw, name), f"{path}.{name}")
-    if kind == "events":
+    if kind == DefinitionKind.EVENTS:
         definition["level"] = _level(_field(raw, "level"), f"{path}.level")
     else:
         for name in ("minimumValue", "maximumValue"):

@@ -25,12 +25,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Awaitable, Literal
+from enum import StrEnum
+from typing import Any, Awaitable
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from .broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
 
-DefinitionKind = Literal["events", "parameters"]
+
+
+class DefinitionKind(StrEnum):
+    """Which definitions of a stream a write replaces."""
+
+    EVENTS = "events"
+    PARAMETERS = "parameters"
 
 
 class StoreUnavailable(Exception):

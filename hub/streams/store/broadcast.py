@@ -20,13 +20,19 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from enum import StrEnum
+from typing import Callable
 
 from ..models import Event, ParameterData, StreamInfo
 from .cursor import cursor_key
 
-ChangeKind = Literal["events", "parameters", "stream"]
 DEFAULT_MAX_PENDING = 10_000
+
+
+class ChangeKind(StrEnum):
+    EVENTS = "events"  # new events of a stream
+    PARAMETERS = "parameters"  # new parameter rows of a stream
+    STREAM = "stream"  # a stream's new state
 
 
 @dataclass(slots=True, frozen=True)
@@ -34,10 +40,10 @@ class Change:
     kind: ChangeKind
     topic: str
     stream_id: str
-    events: list[Event] = field(default_factory=list)  # kind "events", in arrival order
-    parameter_data: ParameterData | None = None  # kind "parameters"
-    info: StreamInfo | None = None  # kind "stream": the stream after the change
-    # kind "events"/"parameters": each item's position, comparable (cursor_key) with Page.last_cursor
+    events: list[Event] = field(default_factory=list)  # EVENTS, in arrival order
+    parameter_data: ParameterData | None = None  # PARAMETERS
+    info: StreamInfo | None = None  # STREAM: the stream after the change
+    # EVENTS/PARAMETERS: each item's position, comparable (cursor_key) with Page.last_cursor
     # of the same stream, so a reader that read stored data first can skip what it already has.
     cursors: list[str] = field(default_factory=list)
 
@@ -51,8 +57,8 @@ class Change:
             skip += 1
         if skip == 0:
             return self
-        if self.kind == "events":
-            return Change("events", self.topic, self.stream_id, events=self.events[skip:], cursors=self.cursors[skip:])
+        if self.kind == ChangeKind.EVENTS:
+            return Change(ChangeKind.EVENTS, self.topic, self.stream_id, events=self.events[skip:], cursors=self.cursors[skip:])
         data = self.parameter_data
         assert data is not None
         sliced = ParameterData(
@@ -62,11 +68,11 @@ class Change:
             {k: v[skip:] for k, v in data.binary_values.items()},
             {k: v[skip:] for k, v in data.tag_values.items()},
         )
-        return Change("parameters", self.topic, self.stream_id, parameter_data=sliced, cursors=self.cursors[skip:])
+        return Change(ChangeKind.PARAMETERS, self.topic, self.stream_id, parameter_data=sliced, cursors=self.cursors[skip:])
 
     @property
     def empty(self) -> bool:
-        return self.kind != "stream" and not self.cursors
+        return self.kind != ChangeKind.STREAM and not self.cursors
 
 
 class SubscriptionOverflow(Exception):

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVa
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
 from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StreamStore
-from .broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeSubscription
+from .broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeKind, ChangeSubscription
 from .cursor import decode_cursor, encode_cursor
 from .parameter_rows import RowValues, join_rows, split_rows
 from .resolved import Resolved
@@ -151,7 +151,7 @@ class MemoryStore(StreamStore):
     def _publish_stream(self, stream: _Stream) -> None:
         info = stream.info
         if self.changes.wants(info.topic, info.stream_id):
-            self.changes.publish(Change("stream", info.topic, info.stream_id, info=info.copy()))
+            self.changes.publish(Change(ChangeKind.STREAM, info.topic, info.stream_id, info=info.copy()))
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class MemoryStore(StreamStore):
                 self._publish_stream(stream)
             if events:
                 cursors = [encode_cursor(first + i) for i in range(len(events))]
-                self.changes.publish(Change("events", topic, stream_id, events=list(events), cursors=cursors))
+                self.changes.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(events), cursors=cursors))
         return Resolved(len(events))
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
@@ -180,7 +180,7 @@ class MemoryStore(StreamStore):
                 self._publish_stream(stream)
             if data.rows:
                 cursors = [encode_cursor(first + i) for i in range(data.rows)]
-                self.changes.publish(Change("parameters", topic, stream_id, parameter_data=data, cursors=cursors))
+                self.changes.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=data, cursors=cursors))
         return Resolved(data.rows)
 
     def put_properties(
@@ -204,9 +204,9 @@ class MemoryStore(StreamStore):
     ) -> Awaitable[StreamInfo]:
         stream, _ = self._stream(topic, stream_id)
         copied = [dict(d) for d in definitions]
-        if kind == "events":
+        if kind == DefinitionKind.EVENTS:
             stream.info.event_definitions = copied
-        elif kind == "parameters":
+        elif kind == DefinitionKind.PARAMETERS:
             stream.info.parameter_definitions = copied
         else:
             return Resolved.failed(ValueError(f"unknown definition kind {kind!r}"))
