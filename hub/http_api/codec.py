@@ -229,7 +229,7 @@ def ndjson_rows(body: bytes) -> LenientRows:
     try:
         values = [loads(line) for line in lines if line]  # JSON whitespace (\r, spaces) is loads' to skip
     except (JSONDecodeError, ValueError):
-        return _ndjson_rows_line_by_line(lines)
+        return ndjson_rows_line_by_line(lines)
     blank = len(lines) - len(values)
     if blank == 0 or (blank == 1 and not lines[-1]):  # row i is line i + 1
         return LenientRows(values, {}, _next_line, lambda i: _text(lines[i]))
@@ -237,7 +237,9 @@ def ndjson_rows(body: bytes) -> LenientRows:
     return LenientRows(values, {}, lambda i: kept[i] + 1, lambda i: _text(lines[kept[i]]))
 
 
-def _ndjson_rows_line_by_line(lines: list[bytes]) -> LenientRows:
+def ndjson_rows_line_by_line(lines: list[bytes]) -> LenientRows:
+    """ndjson_rows read one line at a time, each bad line with why: what ndjson_rows falls back to
+    when a line does not decode, and what it must agree with (tests/http/test_http_codec.py)."""
     values: list[Any] = []
     errors: dict[int, str] = {}
     kept: list[int] = []  # the index in `lines` of each row

@@ -104,7 +104,7 @@ class EventHubsMessages:
         arrival = time.time_ns()
         stream_id, event_id = _routing(broker, hub, "BrokerProperties")
         if codec.media_type(request) == BATCH_TYPE:
-            batches = _batch(codec.parse_json(body), hub, stream_id, event_id, arrival)
+            batches = events_by_stream(codec.parse_json(body), hub, stream_id, event_id, arrival)
         else:
             try:
                 value = body.decode("utf-8")
@@ -155,7 +155,9 @@ def _header_tags(request: Request) -> dict[str, str]:
     return tags
 
 
-def _batch(items: Any, hub: str, stream_id: str, event_id: str, arrival: int) -> list[tuple[str, list[dict[str, Any]]]]:
+def events_by_stream(
+    items: Any, hub: str, stream_id: str, event_id: str, arrival: int
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """A servicebus.json batch -> events grouped by stream, in order; all or nothing."""
     if not isinstance(items, list):
         raise ApiError(400, "Request body: expected a JSON array of {\"Body\": …, \"UserProperties\": {…}}")

@@ -86,8 +86,8 @@ _SECTION_VALUES: dict[str, Schema] = {
     "binaryValues": {"type": "string", "contentEncoding": "base64", "pattern": BASE64_PATTERN},
     "tagValues": {"type": "string"},
 }
-SECTIONS = tuple(name for name, _ in v._SECTIONS)
-assert set(SECTIONS) == set(_SECTION_VALUES), "validation._SECTIONS changed: describe the new section here"
+SECTIONS = tuple(name for name, _ in v.PARAMETER_SECTIONS)
+assert set(SECTIONS) == set(_SECTION_VALUES), "validation.PARAMETER_SECTIONS changed: describe the new section here"
 
 
 def _section(values: Schema) -> Schema:

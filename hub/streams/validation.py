@@ -243,7 +243,8 @@ def _binary(value: Any, path: str) -> str | None:
     return value
 
 
-_SECTIONS: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
+# Parameter data's value sections and how each value is read (schema.py describes each one).
+PARAMETER_SECTIONS: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
     ("numericValues", _numeric),
     ("stringValues", _text),
     ("binaryValues", _binary),
@@ -292,7 +293,7 @@ def parse_parameter_data(raw: Any, path: str = "parameterData") -> ParameterData
 
     rows = len(timestamps)
     sections = [
-        _section(_field(raw, name), f"{path}.{name}", rows, parse_value) for name, parse_value in _SECTIONS
+        _section(_field(raw, name), f"{path}.{name}", rows, parse_value) for name, parse_value in PARAMETER_SECTIONS
     ]
     return ParameterData(timestamps, *sections)
 
@@ -322,7 +323,7 @@ def _iso_datetime(value: Any, path: str) -> str | None:
         return None
     problem = "expected an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z"
     text = _string(value, path, problem)
-    # fromisoformat before 3.11 did not take a Z suffix; map it so the intent is explicit.
+    # A Z suffix read as +00:00 explicitly, not left to fromisoformat's version-dependent reading.
     candidate = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
     try:
         datetime.fromisoformat(candidate)
