@@ -178,7 +178,7 @@ def _usual_event(raw: Any) -> Event | None:
 
 
 class EventBatch(list):  # list[Event]
-    """Events already validated where they were decoded (the Writer hub's MessagePack binding):
+    """Events already validated as they were decoded (straight into Event, by an argument binder):
     parse_events takes them as they are."""
 
 
@@ -187,6 +187,8 @@ def parse_events(raw: Any) -> list[Event]:
     if type(raw) is EventBatch:
         return raw
     items = _array(raw, "events", "expected an array of events")
+    # parse_event inlined, so that a path is formatted only for an event left to the slow check
+    # (an Event is always true).
     return [_usual_event(item) or parse_event_field_by_field(item, f"events[{i}]") for i, item in enumerate(items)]
 
 
