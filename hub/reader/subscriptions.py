@@ -23,7 +23,6 @@ MAX_ID_LENGTH = 1024
 SEP = "\0"
 
 
-
 class SubscriptionKind(StrEnum):
     """What a subscription is to; its value starts the subscription's group name."""
 
@@ -82,7 +81,8 @@ def item_id(value: Any, what: str) -> str:
 
 class Interest:
     """How many subscriptions name each stream pattern, per kind: answers, on every write, whether
-    anyone wants a stream (the store subscription's `where`), and which patterns to look up on delivery."""
+    anyone wants a stream (the store subscription's `where`), and which patterns to look up on
+    delivery."""
 
     def __init__(self) -> None:
         self._data: dict[SubscriptionKind, Counter[tuple[str, str]]] = {kind: Counter() for kind in DATA_KINDS}
