@@ -27,7 +27,7 @@ from ..streams.service import StreamService
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
 from .group_fanout import GroupFanOut
-from .subscriptions import WILDCARD, Interest, Key, SubscriptionKind, item_id, pattern
+from .subscriptions import DATA_KINDS, WILDCARD, Interest, Key, SubscriptionKind, item_id, pattern
 
 #: Subscriptions one connection may hold (each costs a group membership and an index entry).
 MAX_SUBSCRIPTIONS = 10_000
@@ -107,7 +107,7 @@ class ReaderHub(Hub):
         topic, stream_id = pattern(topic, "topic"), pattern(stream_id, "streamId")
         for group in list(self.clients.groups.of(call.connection_id)):
             key = Key.parse(group)
-            if key.kind != SubscriptionKind.ACTIVE_STREAMS and topic in (WILDCARD, key.topic) and stream_id in (WILDCARD, key.stream_id):
+            if key.kind in DATA_KINDS and topic in (WILDCARD, key.topic) and stream_id in (WILDCARD, key.stream_id):
                 self._unsubscribe(call, key)
 
 

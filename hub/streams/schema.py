@@ -163,7 +163,11 @@ def _definition_fields(kind: DefinitionKind) -> dict[str, Schema]:
 
 
 DEFINITION_FIELDS = {kind: _definition_fields(kind) for kind in DefinitionKind}
-EVENT_DEFINITIONS: Schema = {"type": "array", "items": _object(DEFINITION_FIELDS[DefinitionKind.EVENTS], ("id",)), "description": "ids unique"}
+EVENT_DEFINITIONS: Schema = {
+    "type": "array",
+    "items": _object(DEFINITION_FIELDS[DefinitionKind.EVENTS], ("id",)),
+    "description": "ids unique",
+}
 PARAMETER_DEFINITIONS: Schema = {
     "type": "array",
     "items": _object(DEFINITION_FIELDS[DefinitionKind.PARAMETERS], ("id",)),

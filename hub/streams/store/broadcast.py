@@ -58,7 +58,8 @@ class Change:
         if skip == 0:
             return self
         if self.kind == ChangeKind.EVENTS:
-            return Change(ChangeKind.EVENTS, self.topic, self.stream_id, events=self.events[skip:], cursors=self.cursors[skip:])
+            events = self.events[skip:]
+            return Change(ChangeKind.EVENTS, self.topic, self.stream_id, events=events, cursors=self.cursors[skip:])
         data = self.parameter_data
         assert data is not None
         sliced = ParameterData(
@@ -68,7 +69,8 @@ class Change:
             {k: v[skip:] for k, v in data.binary_values.items()},
             {k: v[skip:] for k, v in data.tag_values.items()},
         )
-        return Change(ChangeKind.PARAMETERS, self.topic, self.stream_id, parameter_data=sliced, cursors=self.cursors[skip:])
+        cursors = self.cursors[skip:]
+        return Change(ChangeKind.PARAMETERS, self.topic, self.stream_id, parameter_data=sliced, cursors=cursors)
 
     @property
     def empty(self) -> bool:

@@ -4,8 +4,8 @@ Writes are applied when called and return an already-resolved awaitable, which g
 ordering for free. Streams keep their events and parameter rows in plain lists (arrival order),
 so an append is O(batch) and a page read touches only the items it scans.
 
-Changes are published to the broadcast at call time too (applied = durable here). Retention drops items
-from the front of the lists; `dropped` keeps positions (cursors) stable.
+Changes are published to the broadcast at call time too (applied = durable here). Retention drops
+items from the front of the lists; `dropped` keeps positions (cursors) stable.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ class MemoryStore(StreamStore):
                 self._publish_stream(stream)
             if data.rows:
                 cursors = [encode_cursor(first + i) for i in range(data.rows)]
-                self.changes.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=data, cursors=cursors))
+                change = Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=data, cursors=cursors)
+                self.changes.publish(change)
         return Resolved(data.rows)
 
     def put_properties(
