@@ -14,7 +14,7 @@
     /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
 X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
 Auth and --rate-limit (per token and topic, HTTP and SignalR alike): hub/http_api/guard.py, hub/ratelimit.py.
-Everything writes through one IngestionService (hub/streams/service.py) into one StreamStore
+Everything writes through one StreamService (hub/streams/service.py) into one StreamStore
 (hub/streams/store/), chosen by --store. Browsers on other origins: --cors-origin (hub/cors.py).
 """
 
@@ -44,7 +44,7 @@ from .ratelimit import RateLimiter
 from .signalr.connection import SignalROptions
 from .signalr.connections import ConnectionSlots
 from .signalr.endpoint import HubEndpoint
-from .streams.service import IngestionService
+from .streams.service import StreamService
 from .streams.store import open_store
 from .writer.hub import WriterHub
 from .reader.docs import reader_operations
@@ -54,7 +54,7 @@ from .console import console_operation, console_routes
 
 def build_app(settings: Settings, tokens: list[str]) -> Starlette:
     store = open_store(settings.store, settings.data_dir, settings.retention, timeout=settings.store_timeout)
-    service = IngestionService(store)
+    service = StreamService(store)
     auth = TokenAuth(tokens, allow_anonymous=settings.allow_anonymous)
     options = SignalROptions(
         keepalive_interval=settings.keepalive_interval,

@@ -8,42 +8,32 @@ sans-I/O (bytes in, bytes out), tested with plain bytes; read_body is the thin a
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..signalr.protocols.json import BELOW_INT64, StdlibJson
-from ..streams.service import LenientRows
+from ..streams.lenient import LenientRows
 from .errors import ApiError
 
 
 # The SignalR JSON protocol's strict reader serves HTTP bodies too: the standard module, as strict as
 # orjson (no NaN, no infinity, no BOM, no lone surrogate), with integers of any size kept exact.
 exact_loads = StdlibJson().loads
+dumps = orjson.dumps
+JSONDecodeError = orjson.JSONDecodeError
 
-try:  # orjson: several times faster than the standard library on large event lists
-    import orjson
 
-    def dumps(value: Any) -> bytes:
-        return orjson.dumps(value)
+def loads(data: bytes) -> Any:
+    """orjson, several times faster than the standard module on large event lists; a body holding
+    an integer below int64 is read exactly, so that -2^63 - 1 stays outside int64 (and is refused)."""
+    if BELOW_INT64 in data:
+        return exact_loads(data)
+    return orjson.loads(data)
 
-    def loads(data: bytes) -> Any:
-        if BELOW_INT64 in data:  # read exactly, so that -2^63 - 1 stays outside int64 (and is refused)
-            return exact_loads(data)
-        return orjson.loads(data)
-
-    JSONDecodeError: type[Exception] = orjson.JSONDecodeError
-except ImportError:  # pragma: no cover - exercised when orjson is absent
-
-    def dumps(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-    loads = exact_loads
-
-    JSONDecodeError = ValueError
 
 _MISSING = object()
 
@@ -239,7 +229,7 @@ def ndjson_rows(body: bytes) -> LenientRows:
     try:
         values = [loads(line) for line in lines if line]  # JSON whitespace (\r, spaces) is loads' to skip
     except (JSONDecodeError, ValueError):
-        return _ndjson_rows_line_by_line(lines)
+        return ndjson_rows_line_by_line(lines)
     blank = len(lines) - len(values)
     if blank == 0 or (blank == 1 and not lines[-1]):  # row i is line i + 1
         return LenientRows(values, {}, _next_line, lambda i: _text(lines[i]))
@@ -247,7 +237,9 @@ def ndjson_rows(body: bytes) -> LenientRows:
     return LenientRows(values, {}, lambda i: kept[i] + 1, lambda i: _text(lines[kept[i]]))
 
 
-def _ndjson_rows_line_by_line(lines: list[bytes]) -> LenientRows:
+def ndjson_rows_line_by_line(lines: list[bytes]) -> LenientRows:
+    """ndjson_rows read one line at a time, each bad line with why: what ndjson_rows falls back to
+    when a line does not decode, and what it must agree with (tests/http/test_http_codec.py)."""
     values: list[Any] = []
     errors: dict[int, str] = {}
     kept: list[int] = []  # the index in `lines` of each row

@@ -1,5 +1,5 @@
 """Azure Event Hubs' REST send as a drop-in route: `POST /{hub}/messages`, a thin adapter over the
-ingestion service, so an Event Hubs sender changes only its URL and key (a hub token).
+stream service, so an Event Hubs sender changes only its URL and key (a hub token).
 
 - The body is one event's value (UTF-8 text) whatever the Content-Type (senders use
   `application/atom+xml;type=entry;charset=utf-8`); `Content-Type: application/vnd.microsoft.servicebus.json`
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams import schema
-from ..streams.service import IngestionService
+from ..streams.service import StreamService
 from . import codec
 from .errors import ApiError
 from .operations import Operation, Param, Reply, error_replies
@@ -66,7 +66,7 @@ def _topic(request: Request) -> str | None:
 
 
 class EventHubsMessages:
-    def __init__(self, service: IngestionService, *, max_body_size: int):
+    def __init__(self, service: StreamService, *, max_body_size: int):
         self.service = service
         self.max_body_size = max_body_size
 
@@ -104,7 +104,7 @@ class EventHubsMessages:
         arrival = time.time_ns()
         stream_id, event_id = _routing(broker, hub, "BrokerProperties")
         if codec.media_type(request) == BATCH_TYPE:
-            batches = _batch(codec.parse_json(body), hub, stream_id, event_id, arrival)
+            batches = events_by_stream(codec.parse_json(body), hub, stream_id, event_id, arrival)
         else:
             try:
                 value = body.decode("utf-8")
@@ -155,7 +155,9 @@ def _header_tags(request: Request) -> dict[str, str]:
     return tags
 
 
-def _batch(items: Any, hub: str, stream_id: str, event_id: str, arrival: int) -> list[tuple[str, list[dict[str, Any]]]]:
+def events_by_stream(
+    items: Any, hub: str, stream_id: str, event_id: str, arrival: int
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """A servicebus.json batch -> events grouped by stream, in order; all or nothing."""
     if not isinstance(items, list):
         raise ApiError(400, "Request body: expected a JSON array of {\"Body\": …, \"UserProperties\": {…}}")

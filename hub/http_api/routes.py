@@ -1,4 +1,4 @@
-"""The Quix Writer and read API over HTTP: a thin adapter over the ingestion service.
+"""The Quix Writer and read API over HTTP: a thin adapter over the stream service.
 
 Writes answer 200 once the store has the data (its awaitable resolved), or with `?wait=false` 202
 once the batch is validated and queued in order (acks.py). Events come as a JSON array (all or
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams import schema
-from ..streams.service import IngestionService
+from ..streams.service import StreamService
 from ..streams.errors import ValidationError
 from ..streams.models import DEFAULT_PAGE, MAX_PAGE, ReadWindow
 from . import codec
@@ -50,7 +50,7 @@ WRITE_ERRORS = error_replies(400, 401, 413, 415, 503)
 
 
 class HttpApi:
-    def __init__(self, service: IngestionService, *, max_body_size: int, acks: Acknowledgements | None = None):
+    def __init__(self, service: StreamService, *, max_body_size: int, acks: Acknowledgements | None = None):
         self.service = service
         self.max_body_size = max_body_size
         self.acks = acks or Acknowledgements()

@@ -1,5 +1,5 @@
 """Tinybird's Events API as a drop-in route: `POST /v0/events?name=<topic>`, a thin adapter over the
-ingestion service, so a Tinybird sender changes only its URL and token.
+stream service, so a Tinybird sender changes only its URL and token.
 
 Tinybird's semantics: the body is NDJSON whatever the Content-Type (`curl -d` sends a form type),
 optionally gzip; no `wait` or `wait=false` -> 202 once accepted, `wait=true` -> 200 once committed;
@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streams import schema
-from ..streams.service import IngestionService, LenientRows
+from ..streams.lenient import LenientRows
+from ..streams.service import StreamService
 from . import codec
 from .acks import Acknowledgements, wait_param
 from .errors import ApiError
@@ -40,7 +41,7 @@ def _topic(request: Request) -> str | None:
 
 
 class TinybirdEvents:
-    def __init__(self, service: IngestionService, *, max_body_size: int, acks: Acknowledgements):
+    def __init__(self, service: StreamService, *, max_body_size: int, acks: Acknowledgements):
         self.service = service
         self.max_body_size = max_body_size
         self.acks = acks

@@ -1,5 +1,5 @@
 """The Quix Streaming Reader surface over SignalR: live subscriptions, a thin adapter over the
-ingestion service's change feed (see "Reader over SignalR" in the Quix reference and
+stream service's live changes (see "Reader over SignalR" in the Quix reference and
 protocol-notes/reader.md).
 
 Client -> server (`*` is a wildcard for topic, stream and id):
@@ -13,8 +13,9 @@ Server -> client:
         binaryValues, tagValues}) with only the subscribed parameters
     ActiveStreamsChanged(stream summary, "AddUpdate" | "Remove"); Remove when a stream is closed
 
-Each subscription is a SignalR group (subscriptions.py); fanout.py delivers the store's changes to
-them. A subscription made when its Completion arrives gets every change made durable after that.
+Each subscription is a SignalR group (subscriptions.py); group_fanout.py delivers the store's
+changes to them. A subscription made when its Completion arrives gets every change made durable
+after that.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..signalr.hub import CallContext, Hub, HubError, hub_method
-from ..streams.service import IngestionService
+from ..streams.service import StreamService
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
-from .fanout import LiveFanOut
-from .subscriptions import WILDCARD, Interest, Key, item_id, pattern
+from .group_fanout import GroupFanOut
+from .subscriptions import DATA_KINDS, WILDCARD, Interest, Key, SubscriptionKind, item_id, pattern
 
 #: Subscriptions one connection may hold (each costs a group membership and an index entry).
 MAX_SUBSCRIPTIONS = 10_000
@@ -35,15 +36,15 @@ MAX_SUBSCRIPTIONS = 10_000
 class ReaderHub(Hub):
     user_errors = (ValidationError, StoreUnavailable)
 
-    def __init__(self, service: IngestionService):
+    def __init__(self, service: StreamService):
         self.service = service
         self.interest = Interest()
-        self._fanout: LiveFanOut | None = None
+        self._fanout: GroupFanOut | None = None
 
     @property
-    def fanout(self) -> LiveFanOut:
+    def fanout(self) -> GroupFanOut:
         if self._fanout is None:  # `clients` is set when an endpoint binds the hub
-            self._fanout = LiveFanOut(self.service, self.clients, self.interest)
+            self._fanout = GroupFanOut(self.service, self.clients, self.interest)
         return self._fanout
 
     # --- subscribing ------------------------------------------------------------------------------
@@ -70,25 +71,25 @@ class ReaderHub(Hub):
 
     @hub_method("SubscribeToEvent")
     async def subscribe_to_event(self, call: CallContext, topic: Any, stream_id: Any, event_id: Any) -> None:
-        await self._subscribe(call, _data_key("e", topic, stream_id, event_id, "eventId"))
+        await self._subscribe(call, _data_key(SubscriptionKind.EVENT, topic, stream_id, event_id, "eventId"))
 
     @hub_method("UnsubscribeFromEvent")
     async def unsubscribe_from_event(self, call: CallContext, topic: Any, stream_id: Any, event_id: Any) -> None:
-        self._unsubscribe(call, _data_key("e", topic, stream_id, event_id, "eventId"))
+        self._unsubscribe(call, _data_key(SubscriptionKind.EVENT, topic, stream_id, event_id, "eventId"))
 
     @hub_method("SubscribeToParameter")
     async def subscribe_to_parameter(self, call: CallContext, topic: Any, stream_id: Any, parameter_id: Any) -> None:
-        await self._subscribe(call, _data_key("p", topic, stream_id, parameter_id, "parameterId"))
+        await self._subscribe(call, _data_key(SubscriptionKind.PARAMETER, topic, stream_id, parameter_id, "parameterId"))
 
     @hub_method("UnsubscribeFromParameter")
     async def unsubscribe_from_parameter(self, call: CallContext, topic: Any, stream_id: Any, parameter_id: Any) -> None:
-        self._unsubscribe(call, _data_key("p", topic, stream_id, parameter_id, "parameterId"))
+        self._unsubscribe(call, _data_key(SubscriptionKind.PARAMETER, topic, stream_id, parameter_id, "parameterId"))
 
     @hub_method("SubscribeToActiveStreams")
     async def subscribe_to_active_streams(self, call: CallContext, topic: Any) -> list[dict[str, Any]]:
         """Joins first, then lists: a stream changed in between is in the list and/or announced
         (AddUpdate is idempotent), never missed."""
-        await self._subscribe(call, Key("a", pattern(topic, "topic")))
+        await self._subscribe(call, Key(SubscriptionKind.ACTIVE_STREAMS, pattern(topic, "topic")))
         topics = [t.topic for t in await self.service.list_topics()] if topic == WILDCARD else [topic]
         streams = []
         for name in topics:
@@ -97,7 +98,7 @@ class ReaderHub(Hub):
 
     @hub_method("UnsubscribeFromActiveStreams")
     async def unsubscribe_from_active_streams(self, call: CallContext, topic: Any) -> None:
-        self._unsubscribe(call, Key("a", pattern(topic, "topic")))
+        self._unsubscribe(call, Key(SubscriptionKind.ACTIVE_STREAMS, pattern(topic, "topic")))
 
     @hub_method("UnsubscribeFromStream")
     async def unsubscribe_from_stream(self, call: CallContext, topic: Any, stream_id: Any) -> None:
@@ -106,9 +107,9 @@ class ReaderHub(Hub):
         topic, stream_id = pattern(topic, "topic"), pattern(stream_id, "streamId")
         for group in list(self.clients.groups.of(call.connection_id)):
             key = Key.parse(group)
-            if key.kind != "a" and topic in (WILDCARD, key.topic) and stream_id in (WILDCARD, key.stream_id):
+            if key.kind in DATA_KINDS and topic in (WILDCARD, key.topic) and stream_id in (WILDCARD, key.stream_id):
                 self._unsubscribe(call, key)
 
 
-def _data_key(kind: str, topic: Any, stream_id: Any, item: Any, what: str) -> Key:
+def _data_key(kind: SubscriptionKind, topic: Any, stream_id: Any, item: Any, what: str) -> Key:
     return Key(kind, pattern(topic, "topic"), pattern(stream_id, "streamId"), item_id(item, what))

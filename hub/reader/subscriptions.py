@@ -1,5 +1,5 @@
 """What the Reader hub's clients subscribed to, as SignalR group names, and the index that tells the
-store's change feed which streams anyone wants. Sans-I/O: strings and counters.
+store's change broadcast which streams anyone wants. Sans-I/O: strings and counters.
 
 A subscription is a group (hub/signalr/groups.py) whose name encodes it:
     events      "e\\0{topic}\\0{streamId}\\0{eventId}"
@@ -12,7 +12,8 @@ so the first two separators are unambiguous whatever the id holds.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal, NamedTuple
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from ..streams.errors import ValidationError
 from ..streams.validation import check_name
@@ -21,28 +22,43 @@ WILDCARD = "*"
 MAX_ID_LENGTH = 1024
 SEP = "\0"
 
-DataKind = Literal["e", "p"]
+
+class SubscriptionKind(StrEnum):
+    """What a subscription is to; its value starts the subscription's group name."""
+
+    EVENT = "e"
+    PARAMETER = "p"
+    ACTIVE_STREAMS = "a"
+
+
+#: The kinds that name one item (an event or parameter id) of a stream pattern.
+DATA_KINDS = (SubscriptionKind.EVENT, SubscriptionKind.PARAMETER)
 
 
 class Key(NamedTuple):
-    kind: str  # "e" | "p" | "a"
+    kind: SubscriptionKind
     topic: str
     stream_id: str = ""
     item: str = ""
 
     @property
     def group(self) -> str:
-        if self.kind == "a":
-            return f"a{SEP}{self.topic}"
+        if self.kind == SubscriptionKind.ACTIVE_STREAMS:
+            return active_streams_group(self.topic)
         return f"{self.kind}{SEP}{self.topic}{SEP}{self.stream_id}{SEP}{self.item}"
 
     @classmethod
     def parse(cls, group: str) -> "Key":
-        parts = group.split(SEP, 3)
-        return cls(*parts)
+        kind, *rest = group.split(SEP, 3)
+        return cls(SubscriptionKind(kind), *rest)
 
 
-def data_group_prefix(kind: DataKind, topic: str, stream_id: str) -> str:
+def active_streams_group(topic: str) -> str:
+    """The group name of the active-streams subscriptions of a topic (or of `*`)."""
+    return f"{SubscriptionKind.ACTIVE_STREAMS}{SEP}{topic}"
+
+
+def data_group_prefix(kind: SubscriptionKind, topic: str, stream_id: str) -> str:
     """The group names of one stream pattern without the item: append an id (or `*`)."""
     return f"{kind}{SEP}{topic}{SEP}{stream_id}{SEP}"
 
@@ -65,14 +81,15 @@ def item_id(value: Any, what: str) -> str:
 
 class Interest:
     """How many subscriptions name each stream pattern, per kind: answers, on every write, whether
-    anyone wants a stream (the change feed's `where`), and which patterns to look up on delivery."""
+    anyone wants a stream (the store subscription's `where`), and which patterns to look up on
+    delivery."""
 
     def __init__(self) -> None:
-        self._data: dict[str, Counter[tuple[str, str]]] = {"e": Counter(), "p": Counter()}
+        self._data: dict[SubscriptionKind, Counter[tuple[str, str]]] = {kind: Counter() for kind in DATA_KINDS}
         self._topics: Counter[str] = Counter()  # active-streams subscriptions
 
     def add(self, key: Key) -> None:
-        if key.kind == "a":
+        if key.kind == SubscriptionKind.ACTIVE_STREAMS:
             self._topics[key.topic] += 1
         else:
             self._data[key.kind][(key.topic, key.stream_id)] += 1
@@ -80,7 +97,7 @@ class Interest:
     def remove(self, key: Key) -> None:
         counter: Counter[Any]
         name: Any
-        if key.kind == "a":
+        if key.kind == SubscriptionKind.ACTIVE_STREAMS:
             counter, name = self._topics, key.topic
         else:
             counter, name = self._data[key.kind], (key.topic, key.stream_id)
@@ -89,9 +106,9 @@ class Interest:
             del counter[name]
 
     def __bool__(self) -> bool:
-        return bool(self._topics or self._data["e"] or self._data["p"])
+        return bool(self._topics) or any(self._data.values())
 
-    def patterns(self, kind: DataKind, topic: str, stream_id: str) -> list[tuple[str, str]]:
+    def patterns(self, kind: SubscriptionKind, topic: str, stream_id: str) -> list[tuple[str, str]]:
         """The (topic, stream) patterns of this kind that match the stream and have subscribers."""
         counter = self._data[kind]
         if not counter:

@@ -16,7 +16,7 @@ from .errors import ValidationError
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 DEFAULT_PAGE = 1000  # items a read returns when the caller names no limit
-MAX_PAGE = 100_000  # the most a read returns at once (the HTTP API reads larger limits as this)
+MAX_PAGE = 100_000  # the most a read returns at once
 
 StreamStatus = Literal["open", "closed"]
 
@@ -27,8 +27,8 @@ class Event(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     for longer (bench/RESULTS.md, "Second round").
 
     The constraints in the annotations (and forbid_unknown_fields) hold only where an event is
-    decoded straight from the wire (validation.py, messagepack_names_and_events); building one
-    checks nothing: validation.py is what makes events from client data."""
+    decoded straight from the wire into this type (msgspec); building one checks nothing:
+    validation.py is what makes events from client data."""
 
     id: Annotated[str, msgspec.Meta(min_length=1)]
     timestamp: Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]  # nanoseconds since the Unix epoch
@@ -156,10 +156,10 @@ class TopicSummary:
 
 @dataclass(slots=True, frozen=True)
 class QuarantinedRow:
-    """A row of a lenient batch (NDJSON line) that was not a valid event: kept, not lost, with why.
+    """A row of a lenient batch (lenient.py) that was not a valid event: kept, not lost, with why.
 
-    line is 1-based within the request body; raw is the row's text as sent (UTF-8, invalid bytes
-    replaced); received_at is wall-clock seconds."""
+    line is the row's 1-based line within its batch; raw is the row's text as sent (UTF-8, invalid
+    bytes replaced); received_at is wall-clock seconds."""
 
     stream_id: str
     line: int
@@ -219,5 +219,5 @@ class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None = None
     # The position of the last item on the page (None when empty): a live reader that read stored
-    # data first skips changes at or before it (see store/changes.py). Not a paging cursor.
+    # data first skips changes at or before it (see store/broadcast.py). Not a paging cursor.
     last_cursor: str | None = None

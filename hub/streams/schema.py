@@ -17,6 +17,7 @@ from typing import Any
 
 from . import validation as v
 from .models import INT64_MAX, INT64_MIN
+from .store.base import DefinitionKind
 
 Schema = dict[str, Any]
 
@@ -85,8 +86,8 @@ _SECTION_VALUES: dict[str, Schema] = {
     "binaryValues": {"type": "string", "contentEncoding": "base64", "pattern": BASE64_PATTERN},
     "tagValues": {"type": "string"},
 }
-SECTIONS = tuple(name for name, _ in v._SECTIONS)
-assert set(SECTIONS) == set(_SECTION_VALUES), "validation._SECTIONS changed: describe the new section here"
+SECTIONS = tuple(name for name, _ in v.PARAMETER_SECTIONS)
+assert set(SECTIONS) == set(_SECTION_VALUES), "validation.PARAMETER_SECTIONS changed: describe the new section here"
 
 
 def _section(values: Schema) -> Schema:
@@ -142,10 +143,10 @@ def _any_case(words: list[str]) -> str:
     return "^(?:" + "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in word) for word in words) + ")$"
 
 
-def _definition_fields(kind: str) -> dict[str, Schema]:
+def _definition_fields(kind: DefinitionKind) -> dict[str, Schema]:
     fields: dict[str, Schema] = {"id": {"type": "string", "minLength": 1}}
-    fields.update({name: _nullable({"type": "string"}) for name in v._TEXT_FIELDS[kind]})
-    if kind == "events":
+    fields.update({name: _nullable({"type": "string"}) for name in v.DEFINITION_TEXT_FIELDS[kind]})
+    if kind == DefinitionKind.EVENTS:
         levels = list(v.EVENT_LEVELS)
         fields["level"] = {
             "anyOf": [
@@ -161,11 +162,15 @@ def _definition_fields(kind: str) -> dict[str, Schema]:
     return fields
 
 
-DEFINITION_FIELDS = {kind: _definition_fields(kind) for kind in ("events", "parameters")}
-EVENT_DEFINITIONS: Schema = {"type": "array", "items": _object(DEFINITION_FIELDS["events"], ("id",)), "description": "ids unique"}
+DEFINITION_FIELDS = {kind: _definition_fields(kind) for kind in DefinitionKind}
+EVENT_DEFINITIONS: Schema = {
+    "type": "array",
+    "items": _object(DEFINITION_FIELDS[DefinitionKind.EVENTS], ("id",)),
+    "description": "ids unique",
+}
 PARAMETER_DEFINITIONS: Schema = {
     "type": "array",
-    "items": _object(DEFINITION_FIELDS["parameters"], ("id",)),
+    "items": _object(DEFINITION_FIELDS[DefinitionKind.PARAMETERS], ("id",)),
     "description": "ids unique",
 }
 

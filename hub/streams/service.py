@@ -1,88 +1,34 @@
-"""The ingestion service: what the SignalR Writer hub and the HTTP routes both call.
+"""The stream service: what every entry point calls to write, read and follow streams.
 
 It validates raw decoded values into models (raising ValidationError before anything reaches the
 store) and hands them to the store. Write methods are plain functions returning the store's
 awaitable, so the order of calls is the order of writes even when a connection pipelines them.
+Reads page through the store; live changes come from the store's change broadcast
+(store/broadcast.py), and one stream's live events from an EventFollower (event_follower.py).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from collections import deque
-from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, NamedTuple, TypeVar
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, TypeVar
 
 from .errors import ValidationError
+from .event_follower import follow_events
+from .lenient import LenientBatch, LenientRows
 from .models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, TopicSummary
-from .store.base import StreamStore
-from .store.changes import DEFAULT_MAX_PENDING, Subscription
-from .validation import check_name, parse_definitions
-from .validation import _well_formed_event, parse_event, parse_events, parse_parameter_data, parse_properties
-from .validation import parse_event_item, parse_parameter_data_item, parse_timestamp
-from . import feed
+from .store.base import DefinitionKind, StreamStore
+from .store.broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
+from .validation import check_name, parse_definitions, parse_event_item, parse_event_rows, parse_events
+from .validation import parse_parameter_data, parse_parameter_data_item, parse_properties, parse_timestamp
 
 T = TypeVar("T")
 
 
-class RawRow(NamedTuple):
-    """One row of a lenient batch: its 1-based line, its text, and either the decoded event value
-    or `error`, why it could not be decoded."""
+class StreamService:
+    """Writes, reads and live changes of the streams in one store, validated at the door."""
 
-    line: int
-    raw: str
-    value: Any = None
-    error: str | None = None
-
-
-class LenientRows:
-    """The rows of a lenient batch (e.g. NDJSON lines) as a transport decoded them; reads as a
-    sequence of RawRow.
-
-    values[i] is row i's decoded value (None where it could not be decoded) and errors maps those
-    rows to why. A row's line number and text are worked out only when asked (line_of, raw_of):
-    the service asks only for rows it quarantines, so a batch of good rows costs the transport one
-    decoded value a row (bench/RESULTS.md, HTTP NDJSON)."""
-
-    __slots__ = ("errors", "line_of", "raw_of", "values")
-
-    def __init__(
-        self, values: list[Any], errors: dict[int, str], line_of: Callable[[int], int], raw_of: Callable[[int], str]
-    ) -> None:
-        self.values = values
-        self.errors = errors
-        self.line_of = line_of
-        self.raw_of = raw_of
-
-    @classmethod
-    def of(cls, rows: Iterable[RawRow]) -> LenientRows:
-        rows = list(rows)
-        errors = {i: row.error for i, row in enumerate(rows) if row.error is not None}
-        return cls([row.value for row in rows], errors, lambda i: rows[i].line, lambda i: rows[i].raw)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, index: int) -> RawRow:
-        index = range(len(self.values))[index]  # IndexError, negative indexes
-        return RawRow(self.line_of(index), self.raw_of(index), self.values[index], self.errors.get(index))
-
-    def __iter__(self) -> Iterator[RawRow]:
-        return (self[i] for i in range(len(self.values)))
-
-
-@dataclass(slots=True, frozen=True)
-class LenientBatch:
-    """What a lenient write took at call time (counts final then: validation is synchronous);
-    `written` resolves once the events and the quarantined rows are as durable as the store
-    promises, and raises StoreUnavailable when they could not be."""
-
-    successful_rows: int
-    quarantined_rows: int
-    written: Awaitable[None]
-
-
-class IngestionService:
     def __init__(self, store: StreamStore):
         self.store = store
 
@@ -105,35 +51,21 @@ class IngestionService:
         return _then(_all([self.store.append_events(topic, s, events) for s, events in parsed]), total)
 
     def send_event_rows(self, topic: str, stream_id: str, rows: LenientRows) -> LenientBatch:
-        """A lenient batch (e.g. NDJSON): valid rows are appended as events in order; each bad one
-        goes to the topic's quarantine with its line and reason instead of failing the batch."""
+        """A lenient batch: valid rows are appended as events in order; each bad one goes to the
+        topic's quarantine with its line and reason instead of failing the batch."""
         _check_stream(topic, stream_id)
         now = time.time()
-        events: list[Event] = []
-        rejected: list[QuarantinedRow] = []
-        errors = rows.errors
-        for index, value in enumerate(rows.values):
-            event = _well_formed_event(value)  # the common case, without building error paths
-            if event is not None:
-                events.append(event)
-                continue
-            line = rows.line_of(index)
-            error = errors.get(index)
-            if error is None:
-                try:
-                    events.append(parse_event(value, f"line {line}"))
-                    continue
-                except ValidationError as exc:
-                    reason = str(exc)
-            else:
-                reason = f"line {line}: {error}"
-            rejected.append(QuarantinedRow(stream_id, line, _utf8(reason), _utf8(rows.raw_of(index)), now))
+        events, rejected = parse_event_rows(rows)
+        quarantined = [
+            QuarantinedRow(stream_id, rows.line_of(index), _utf8(reason), _utf8(rows.raw_of(index)), now)
+            for index, reason in rejected
+        ]
         writes: list[Awaitable[Any]] = []
         if events:  # a batch of only bad rows creates no stream
             writes.append(self.store.append_events(topic, stream_id, events))
-        if rejected:
-            writes.append(self.store.append_quarantine(topic, rejected))
-        return LenientBatch(len(events), len(rejected), _all(writes))
+        if quarantined:
+            writes.append(self.store.append_quarantine(topic, quarantined))
+        return LenientBatch(len(events), len(quarantined), _all(writes))
 
     def send_parameter_data(self, topic: str, stream_id: str, raw: Any) -> Awaitable[int]:
         _check_stream(topic, stream_id)
@@ -181,19 +113,21 @@ class IngestionService:
 
     def set_event_definitions(self, topic: str, stream_id: str, raw: Any) -> Awaitable[StreamInfo]:
         _check_stream(topic, stream_id)
-        return self.store.set_definitions(topic, stream_id, "events", parse_definitions(raw, "events"))
+        kind = DefinitionKind.EVENTS
+        return self.store.set_definitions(topic, stream_id, kind, parse_definitions(raw, kind))
 
     def set_parameter_definitions(self, topic: str, stream_id: str, raw: Any) -> Awaitable[StreamInfo]:
         _check_stream(topic, stream_id)
-        return self.store.set_definitions(topic, stream_id, "parameters", parse_definitions(raw, "parameters"))
+        kind = DefinitionKind.PARAMETERS
+        return self.store.set_definitions(topic, stream_id, kind, parse_definitions(raw, kind))
 
     # --- live changes -------------------------------------------------------------------------------
 
     async def changes(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
-        """The store's live change feed (store/changes.py) of the matching streams, None = all: what
-        every entry point writes, once durable, in write order (the Reader hub fans it out)."""
+    ) -> ChangeSubscription:
+        """The store's live changes (store/broadcast.py) of the matching streams, None = all: what
+        every entry point writes, once durable, in write order."""
         return await self.store.subscribe(topic, stream_id, max_pending=max_pending)
 
     # --- reads ------------------------------------------------------------------------------------
@@ -203,8 +137,8 @@ class IngestionService:
     ) -> AsyncIterator[Event]:
         """The stored events of a stream whose timestamp is >= from_ts (None: all), in arrival
         order; with `follow`, then every event written later, as it is made durable, until the
-        caller stops iterating. A follower that lets more than feed.MAX_WAITING events wait ends
-        with feed.FellBehind."""
+        caller stops iterating. A follower that lets more than event_follower.MAX_WAITING events wait
+        ends with event_follower.FellBehind."""
         _check_stream(topic, stream_id)
         if from_ts is not None:
             from_ts = parse_timestamp(from_ts, "fromTimestamp")
@@ -212,7 +146,7 @@ class IngestionService:
             raise ValidationError("follow", "expected true or false")
         # Subscribe before reading what is stored: a write made in between is then in one or the
         # other, and skip_through drops what is in both.
-        live = await feed.subscribe(self.store, topic, stream_id, from_ts=from_ts) if follow else None
+        live = await follow_events(self.store, topic, stream_id, from_ts=from_ts) if follow else None
         try:
             after = seen = None
             while True:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import math
 from datetime import datetime
-from typing import Annotated, Any, Callable, TypeVar
-
-import msgspec
+from typing import Any, Callable, TypeVar
 
 from .errors import ValidationError
+from .lenient import LenientRows
 from .models import INT64_MAX, INT64_MIN, Event, ParameterData, StreamProperties
 from .store.base import DefinitionKind
 
@@ -125,6 +123,14 @@ def _object(value: Any, path: str) -> dict[Any, Any]:
 
 
 def parse_event(raw: Any, path: str) -> Event:
+    """One event; a bad one raises naming `path` and its field (`events[3].timestamp: …`)."""
+    event = _usual_event(raw)
+    return event if event is not None else parse_event_field_by_field(raw, path)
+
+
+def parse_event_field_by_field(raw: Any, path: str) -> Event:
+    """parse_event without its fast path: every field checked with its error path at hand. What the
+    fast path must agree with (tests/unit/test_validation_fast_path.py)."""
     raw = _object(raw, path)
     return Event(
         id=_non_empty_string(_field(raw, "id"), f"{path}.id"),
@@ -134,9 +140,10 @@ def parse_event(raw: Any, path: str) -> Event:
     )
 
 
-def _well_formed_event(raw: Any) -> Event | None:
-    """The usual event (camelCase, plain types) accepted without building the error paths that
-    parse_event prepares; None when in any doubt, and parse_event then judges (and names the error)."""
+def _usual_event(raw: Any) -> Event | None:
+    """The usual event (camelCase, plain types) accepted without formatting an error path for each
+    field (bench/RESULTS.md, "What the profiles showed"); None when in any doubt, and the field by
+    field check then judges (and names the error)."""
     if type(raw) is not dict:
         return None
     event_id, timestamp = raw.get("id"), raw.get("timestamp")
@@ -171,8 +178,8 @@ def _well_formed_event(raw: Any) -> Event | None:
 
 
 class EventBatch(list):  # list[Event]
-    """Events validated as they were decoded (messagepack_names_and_events): parse_events takes
-    them as they are."""
+    """Events already validated as they were decoded (straight into Event, by an argument binder):
+    parse_events takes them as they are."""
 
 
 def parse_events(raw: Any) -> list[Event]:
@@ -180,61 +187,32 @@ def parse_events(raw: Any) -> list[Event]:
     if type(raw) is EventBatch:
         return raw
     items = _array(raw, "events", "expected an array of events")
-    events = []
-    for i, item in enumerate(items):
-        event = _well_formed_event(item)
-        events.append(event if event is not None else parse_event(item, f"events[{i}]"))
-    return events
+    # parse_event inlined, so that a path is formatted only for an event left to the slow check
+    # (an Event is always true).
+    return [_usual_event(item) or parse_event_field_by_field(item, f"events[{i}]") for i, item in enumerate(items)]
 
 
-# --- events decoded straight from MessagePack ----------------------------------------------------
-
-
-class _JavaScriptEvent(msgspec.Struct, gc=False, forbid_unknown_fields=True):
-    """An event as @microsoft/signalr-protocol-msgpack sends it: integers above 2**53 (nanosecond
-    timestamps) come as float64."""
-
-    id: Annotated[str, msgspec.Meta(min_length=1)]
-    timestamp: Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)] | float
-    value: str | None = None
-    tags: dict[str, str] = msgspec.field(default_factory=dict)
-
-
-_NAMES_AND_EVENTS = msgspec.msgpack.Decoder(tuple[str, str, list[Event]])
-_NAMES_AND_JAVASCRIPT_EVENTS = msgspec.msgpack.Decoder(tuple[str, str, list[_JavaScriptEvent]])
-_FLOAT_TIMESTAMP = b"\xa9timestamp\xcb"
-
-
-def messagepack_names_and_events(raw: bytes) -> list[Any] | None:
-    """MessagePack arguments `[name, name, [event, ...]]` (SendEventData's) decoded in C straight
-    into events, or None when in any doubt: then the generic decoding and parse_events judge, and
-    name the error. Accepts only what parse_event accepts, and builds the same events: camelCase
-    fields and no others, a non-empty id, an int64 timestamp (a whole float64 one too), a string or
-    nil value, a map of string to string for tags; MessagePack strings are valid UTF-8 by decoding,
-    so no lone surrogate gets through. The names are checked later (check_name), as on the generic
-    path. A hypothesis test holds the two paths equal."""
-    # Any failure (wrong type, bad UTF-8, too deep, ...) only means "not the usual arguments".
-    # Integer timestamps decode straight into Events; float64 ones (a "timestamp" key followed by
-    # the float64 marker 0xcb) go the JavaScript way at once, not after a failed first try.
-    if _FLOAT_TIMESTAMP not in raw:
-        with contextlib.suppress(Exception):  # decided again below, then by the generic path
-            topic, stream_id, events = _NAMES_AND_EVENTS.decode(raw)
-            return [topic, stream_id, EventBatch(events)]
-    try:
-        topic, stream_id, sent = _NAMES_AND_JAVASCRIPT_EVENTS.decode(raw)
-    except Exception:  # noqa: BLE001 - the generic path judges, and names the error
-        return None
-    batch = EventBatch()
-    for event in sent:
-        timestamp = event.timestamp
-        if type(timestamp) is float:
-            if not timestamp.is_integer():
-                return None
-            timestamp = int(timestamp)
-            if not INT64_MIN <= timestamp <= INT64_MAX:
-                return None
-        batch.append(Event(event.id, timestamp, event.value, event.tags))
-    return [topic, stream_id, batch]
+def parse_event_rows(rows: LenientRows) -> tuple[list[Event], list[tuple[int, str]]]:
+    """A lenient batch's events in row order, and (row index, reason) for each row that is not one:
+    its decoding error, or its first bad field, as `line <n>: …`. A row's line is asked for only
+    when the row is bad (LenientRows)."""
+    events: list[Event] = []
+    rejected: list[tuple[int, str]] = []
+    errors = rows.errors
+    for index, value in enumerate(rows.values):
+        event = _usual_event(value)
+        if event is not None:
+            events.append(event)
+            continue
+        error = errors.get(index)
+        if error is not None:
+            rejected.append((index, f"line {rows.line_of(index)}: {error}"))
+            continue
+        try:
+            events.append(parse_event_field_by_field(value, f"line {rows.line_of(index)}"))
+        except ValidationError as exc:
+            rejected.append((index, str(exc)))
+    return events, rejected
 
 
 # --- parameter data -----------------------------------------------------------------------------
@@ -267,7 +245,8 @@ def _binary(value: Any, path: str) -> str | None:
     return value
 
 
-_SECTIONS: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
+# Parameter data's value sections and how each value is read (schema.py describes each one).
+PARAMETER_SECTIONS: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
     ("numericValues", _numeric),
     ("stringValues", _text),
     ("binaryValues", _binary),
@@ -316,7 +295,7 @@ def parse_parameter_data(raw: Any, path: str = "parameterData") -> ParameterData
 
     rows = len(timestamps)
     sections = [
-        _section(_field(raw, name), f"{path}.{name}", rows, parse_value) for name, parse_value in _SECTIONS
+        _section(_field(raw, name), f"{path}.{name}", rows, parse_value) for name, parse_value in PARAMETER_SECTIONS
     ]
     return ParameterData(timestamps, *sections)
 
@@ -324,14 +303,9 @@ def parse_parameter_data(raw: Any, path: str = "parameterData") -> ParameterData
 def parse_event_item(raw: Any, path: str) -> list[Event]:
     """One item of an event stream (StreamEventData): one event, or an array of events."""
     if isinstance(raw, dict):
-        event = _well_formed_event(raw)
-        return [event if event is not None else parse_event(raw, path)]
+        return [parse_event(raw, path)]
     items = _array(raw, path, "expected an event or an array of events")
-    events = []
-    for i, item in enumerate(items):
-        event = _well_formed_event(item)
-        events.append(event if event is not None else parse_event(item, f"{path}[{i}]"))
-    return events
+    return [_usual_event(item) or parse_event_field_by_field(item, f"{path}[{i}]") for i, item in enumerate(items)]
 
 
 def parse_parameter_data_item(raw: Any, path: str) -> list[ParameterData]:
@@ -351,7 +325,7 @@ def _iso_datetime(value: Any, path: str) -> str | None:
         return None
     problem = "expected an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z"
     text = _string(value, path, problem)
-    # fromisoformat before 3.11 did not take a Z suffix; map it so the intent is explicit.
+    # A Z suffix read as +00:00 explicitly, not left to fromisoformat's version-dependent reading.
     candidate = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
     try:
         datetime.fromisoformat(candidate)
@@ -380,10 +354,10 @@ def parse_properties(raw: Any) -> StreamProperties:
 
 # --- definitions --------------------------------------------------------------------------------
 
-_DEFINITION_PATHS = {"events": "eventDefinitions", "parameters": "parameterDefinitions"}
-_TEXT_FIELDS = {
-    "events": ("name", "description", "customProperties", "location"),
-    "parameters": ("name", "description", "unit", "format", "customProperties", "location"),
+_DEFINITION_PATHS = {DefinitionKind.EVENTS: "eventDefinitions", DefinitionKind.PARAMETERS: "parameterDefinitions"}
+DEFINITION_TEXT_FIELDS = {
+    DefinitionKind.EVENTS: ("name", "description", "customProperties", "location"),
+    DefinitionKind.PARAMETERS: ("name", "description", "unit", "format", "customProperties", "location"),
 }
 _LEVELS_BY_KEY = {level.lower(): level for level in EVENT_LEVELS}
 
@@ -409,9 +383,9 @@ def _optional_number(value: Any, path: str) -> float | None:
 def parse_definition(raw: Any, kind: DefinitionKind, path: str) -> dict[str, Any]:
     raw = _object(raw, path)
     definition: dict[str, Any] = {"id": _non_empty_string(_field(raw, "id"), f"{path}.id")}
-    for name in _TEXT_FIELDS[kind]:
+    for name in DEFINITION_TEXT_FIELDS[kind]:
         definition[name] = _optional_string(_field(raw, name), f"{path}.{name}")
-    if kind == "events":
+    if kind == DefinitionKind.EVENTS:
         definition["level"] = _level(_field(raw, "level"), f"{path}.level")
     else:
         for name in ("minimumValue", "maximumValue"):

@@ -1,4 +1,4 @@
-"""The Quix Writer surface over SignalR: a thin adapter from hub methods to the ingestion service.
+"""The Quix Writer surface over SignalR: a thin adapter from hub methods to the stream service.
 
 Each write method validates and orders its write when it runs (in arrival order) and answers with a
 Deferred that resolves once the store has accepted the batch, so Completions are pipelined and
@@ -18,18 +18,18 @@ from typing import Any, AsyncIterator
 
 from ..ratelimit import RateLimiter
 from ..signalr.hub import CallContext, Deferred, Hub, HubError, hub_method
-from ..streams.feed import FellBehind
-from ..streams.service import IngestionService
+from ..streams.event_follower import FellBehind
+from ..streams.service import StreamService
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
-from ..streams.validation import messagepack_names_and_events
+from .binding import messagepack_names_and_events
 
 
 class WriterHub(Hub):
     # StoreUnavailable: the write was not stored (e.g. Redis is down); the caller may retry it.
     user_errors = (ValidationError, FellBehind, StoreUnavailable)
 
-    def __init__(self, service: IngestionService, limiter: RateLimiter | None = None):
+    def __init__(self, service: StreamService, limiter: RateLimiter | None = None):
         self.service = service
         self.limiter = limiter  # --rate-limit: the budget per token and topic the HTTP routes share
 
@@ -60,8 +60,7 @@ class WriterHub(Hub):
         self._spend(call, topic)
         return Deferred(self.service.close_stream(topic, stream_id), void=True)
 
-    # MessagePack arguments are decoded straight into validated events (ASP.NET's argument binding);
-    # anything unusual is decoded and validated the usual way.
+    # MessagePack arguments are decoded straight into validated events (binding.py).
     @hub_method("SendEventData", binders={"messagepack": messagepack_names_and_events})
     async def send_event_data(self, call: CallContext, topic: Any, stream_id: Any, events: Any) -> Deferred:
         self._spend(call, topic)

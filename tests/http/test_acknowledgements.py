@@ -17,7 +17,7 @@ from hub.http_api import errors
 from hub.http_api.guard import Guard
 from hub.http_api.operations import build_routes
 from hub.http_api.routes import HttpApi
-from hub.streams.service import IngestionService
+from hub.streams.service import StreamService
 from hub.streams.store import MemoryStore, StoreUnavailable
 
 TOKEN = "acks-secret-token"
@@ -59,7 +59,7 @@ async def _after(gate: asyncio.Future, written):
 @pytest.fixture
 async def api():
     store = GatedStore()
-    http_api = HttpApi(IngestionService(store), max_body_size=1_000_000)
+    http_api = HttpApi(StreamService(store), max_body_size=1_000_000)
     app = Starlette(routes=build_routes(http_api.operations, Guard(TokenAuth([TOKEN])).wrap),
                     exception_handlers=errors.HANDLERS)
     transport = httpx.ASGITransport(app=app)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hub.http_api import codec, eventhubs, tinybird
 from hub.http_api.errors import ApiError
-from hub.streams.service import RawRow
+from hub.streams.lenient import RawRow
 
 # --- gzip ---------------------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ _LINES = st.sampled_from(
 @given(st.lists(_LINES, max_size=8), st.booleans())
 def test_ndjson_rows_match_the_line_by_line_reading_of_any_body(lines: list[bytes], final_newline: bool) -> None:
     body = b"\n".join(lines) + (b"\n" if final_newline else b"")
-    assert list(codec.ndjson_rows(body)) == list(codec._ndjson_rows_line_by_line(body.split(b"\n")))
+    assert list(codec.ndjson_rows(body)) == list(codec.ndjson_rows_line_by_line(body.split(b"\n")))
 
 
 # --- Tinybird rows -> events -----------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def test_event_hubs_batch_groups_by_partition_key_in_order() -> None:
         {"Body": {"temp": 37}, "BrokerProperties": {"PartitionKey": "car-2", "Label": "Reading"}},
         {"Body": "Message4"},
     ]
-    batches = eventhubs._batch(items, "myhub", "default", "myhub", 7)
+    batches = eventhubs.events_by_stream(items, "myhub", "default", "myhub", 7)
     assert [(s, [e["value"] for e in events]) for s, events in batches] == [
         ("default", ["Message1", "Message2", "Message4"]),
         ("car-2", ['{"temp":37}']),
@@ -220,5 +220,5 @@ def test_event_hubs_batch_groups_by_partition_key_in_order() -> None:
 )
 def test_event_hubs_bad_batches_name_the_item(items, message: str) -> None:
     with pytest.raises(ApiError) as raised:
-        eventhubs._batch(items, "h", "default", "h", 1)
+        eventhubs.events_by_stream(items, "h", "default", "h", 1)
     assert raised.value.status == 400 and message in str(raised.value)

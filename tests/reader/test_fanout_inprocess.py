@@ -8,13 +8,13 @@ import asyncio
 import json
 from typing import Any
 
-from hub.reader.fanout import parameter_payload
+from hub.reader.group_fanout import parameter_payload
 from hub.reader.hub import ReaderHub
 from hub.signalr.connection import HubConnection, SignalROptions
 from hub.signalr.dispatcher import HubDispatcher
 from hub.signalr.hub import CallContext, Hub, hub_method
 from hub.streams.models import ParameterData
-from hub.streams.service import IngestionService
+from hub.streams.service import StreamService
 from hub.streams.store.memory import MemoryStore
 from unit.signalr_fakes import FakeTransport, completions, connect, frame
 
@@ -161,7 +161,7 @@ def received(transport: FakeTransport, target: str) -> list:
 
 async def test_overlapping_subscriptions_deliver_each_event_once_and_the_store_publishes_only_what_is_wanted() -> None:
     store = MemoryStore()
-    service = IngestionService(store)
+    service = StreamService(store)
     hub = ReaderHub(service)
     dispatcher = HubDispatcher(hub)
     conn, t = await reader_connection(hub, dispatcher, "r")

@@ -19,17 +19,12 @@ from hypothesis import strategies as st
 from hub.http_api import codec
 from hub.signalr.protocols.json import ORJSON, STDLIB_JSON, JsonMessageReader
 from hub.signalr.protocols.msgpack import MessagePackHubProtocol, encode_length_prefix
-from hub.streams.service import IngestionService
+from hub.streams.service import StreamService
 from hub.streams.store import MemoryStore
-from hub.streams.validation import (
-    INT64_MAX,
-    INT64_MIN,
-    ValidationError,
-    messagepack_names_and_events,
-    parse_events,
-    parse_parameter_data,
-    parse_timestamp,
-)
+from hub.streams.errors import ValidationError
+from hub.streams.models import INT64_MAX, INT64_MIN
+from hub.streams.validation import parse_events, parse_parameter_data, parse_timestamp
+from hub.writer.binding import messagepack_names_and_events
 
 REFUSED = "events[0].timestamp: expected an integer of nanoseconds"
 BOUNDARIES = [
@@ -148,7 +143,7 @@ async def test_read_event_data_from_timestamp_outside_int64_is_refused(value: An
     for library in JSON_LIBRARIES:
         decoded = library.loads(json.dumps({"from": value}).encode())["from"]
         with pytest.raises(ValidationError, match="^fromTimestamp: expected an integer of nanoseconds$"):
-            await anext(IngestionService(MemoryStore()).event_stream("t", "s", decoded, False))
+            await anext(StreamService(MemoryStore()).event_stream("t", "s", decoded, False))
     assert parse_timestamp(INT64_MIN, "fromTimestamp") == INT64_MIN
 
 

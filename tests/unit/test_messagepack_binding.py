@@ -1,5 +1,5 @@
 """SendEventData's MessagePack arguments bound at decode time (hub.py binders, msgpack.py, and
-validation.messagepack_names_and_events): the bound path must accept exactly what the generic path
+hub/writer/binding.py): the bound path must accept exactly what the generic path
 (decode, then parse_events) accepts, build the same events, and decline everything else."""
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from hub.signalr.protocols.msgpack import (
     encode_length_prefix,
 )
 from hub.streams.models import Event
-from hub.streams.validation import (
-    EventBatch,
-    ValidationError,
-    messagepack_names_and_events,
-    parse_events,
-)
+from hub.streams.errors import ValidationError
+from hub.streams.validation import EventBatch, parse_events
+from hub.writer.binding import messagepack_names_and_events
 from hub.writer.hub import WriterHub
 
 protocol = MessagePackHubProtocol()

@@ -1,4 +1,4 @@
-"""IngestionService over a real (memory) store: validation at the edge, thin pass-through after."""
+"""StreamService over a real (memory) store: validation at the edge, thin pass-through after."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
-from hub.streams.service import IngestionService
+from hub.streams.service import StreamService
 from hub.streams.store import MemoryStore
 from hub.streams.errors import ValidationError
 
@@ -22,25 +22,25 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def service(store: MemoryStore) -> IngestionService:
-    return IngestionService(store)
+def service(store: MemoryStore) -> StreamService:
+    return StreamService(store)
 
 
 def test_writes_are_plain_functions_and_reads_are_coroutines() -> None:
     for name in ("send_events", "send_parameter_data", "create_stream", "update_stream", "close_stream",
                  "set_event_definitions", "set_parameter_definitions"):  # fmt: skip
-        assert not inspect.iscoroutinefunction(getattr(IngestionService, name)), name
+        assert not inspect.iscoroutinefunction(getattr(StreamService, name)), name
     for name in ("list_topics", "list_streams", "get_stream", "read_events", "read_parameter_data"):
-        assert inspect.iscoroutinefunction(getattr(IngestionService, name)), name
+        assert inspect.iscoroutinefunction(getattr(StreamService, name)), name
 
 
-async def test_send_events(service: IngestionService) -> None:
+async def test_send_events(service: StreamService) -> None:
     assert await service.send_events(T, S, [{"Id": "a", "Timestamp": 1, "Value": "v"}]) == 1
     page = await service.read_events(T, S)
     assert page.items == [Event("a", 1, "v")]
 
 
-async def test_a_bad_batch_stores_nothing(service: IngestionService, store: MemoryStore) -> None:
+async def test_a_bad_batch_stores_nothing(service: StreamService, store: MemoryStore) -> None:
     raw = [{"id": "ok", "timestamp": 1}, {"id": "ok", "timestamp": 2}, {"id": "bad", "timestamp": 1.5}]
     with pytest.raises(ValidationError, match=r"^events\[2\]\.timestamp: expected an integer of nanoseconds$"):
         service.send_events(T, S, raw)  # raises at call time, before anything is awaited
@@ -54,7 +54,7 @@ async def test_a_bad_batch_stores_nothing(service: IngestionService, store: Memo
     assert await store.list_topics() == []
 
 
-async def test_pipelined_calls_keep_call_order(service: IngestionService) -> None:
+async def test_pipelined_calls_keep_call_order(service: StreamService) -> None:
     first = service.send_events(T, S, [{"id": "first", "timestamp": 9}])
     second = service.send_events(T, S, [{"id": "second", "timestamp": 1}])
     await second
@@ -62,14 +62,14 @@ async def test_pipelined_calls_keep_call_order(service: IngestionService) -> Non
     assert [e.id for e in (await service.read_events(T, S)).items] == ["first", "second"]
 
 
-async def test_send_parameter_data_applies_epoch(service: IngestionService) -> None:
+async def test_send_parameter_data_applies_epoch(service: StreamService) -> None:
     raw = {"epoch": 100, "timestamps": [1, 2], "NumericValues": {"speed": [1, None]}}
     assert await service.send_parameter_data(T, S, raw) == 2
     [data] = (await service.read_parameter_data(T, S)).items
     assert data == ParameterData([101, 102], {"speed": [1.0, None]})
 
 
-async def test_create_stream_makes_a_new_uuid(service: IngestionService) -> None:
+async def test_create_stream_makes_a_new_uuid(service: StreamService) -> None:
     stream_id = await service.create_stream(T, {"name": "lap 1"})
     assert uuid.UUID(stream_id).version == 4
     assert await service.create_stream(T, None) != stream_id
@@ -77,7 +77,7 @@ async def test_create_stream_makes_a_new_uuid(service: IngestionService) -> None
     assert info is not None and info.properties == StreamProperties(name="lap 1") and info.status == "open"
 
 
-async def test_update_close_and_definitions(service: IngestionService) -> None:
+async def test_update_close_and_definitions(service: StreamService) -> None:
     info = await service.update_stream(T, S, {"Name": "lap", "Metadata": {"k": "v"}})
     assert info.properties == StreamProperties(name="lap", metadata={"k": "v"})
     assert (await service.close_stream(T, S)).status == "closed"
@@ -90,14 +90,14 @@ async def test_update_close_and_definitions(service: IngestionService) -> None:
     assert info.status == "open" and info.properties == StreamProperties()
 
 
-async def test_listings(service: IngestionService) -> None:
+async def test_listings(service: StreamService) -> None:
     await service.send_events("b", S, [])
     await service.send_events("a", S, [])
     assert [t.topic for t in await service.list_topics()] == ["a", "b"]
     assert [s.stream_id for s in await service.list_streams("a")] == [S]
 
 
-WRITES: dict[str, Callable[[IngestionService, Any, Any], Any]] = {
+WRITES: dict[str, Callable[[StreamService, Any, Any], Any]] = {
     "send_events": lambda svc, topic, stream: svc.send_events(topic, stream, []),
     "send_parameter_data": lambda svc, topic, stream: svc.send_parameter_data(topic, stream, {"timestamps": []}),
     "update_stream": lambda svc, topic, stream: svc.update_stream(topic, stream, {}),
@@ -120,7 +120,7 @@ WRITES: dict[str, Callable[[IngestionService, Any, Any], Any]] = {
     ],
 )
 async def test_writes_validate_names(
-    service: IngestionService, store: MemoryStore, write: str, topic: Any, stream_id: Any, message: str
+    service: StreamService, store: MemoryStore, write: str, topic: Any, stream_id: Any, message: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
         WRITES[write](service, topic, stream_id)
@@ -128,12 +128,12 @@ async def test_writes_validate_names(
     assert await store.list_topics() == []
 
 
-async def test_create_stream_validates_topic(service: IngestionService) -> None:
+async def test_create_stream_validates_topic(service: StreamService) -> None:
     with pytest.raises(ValidationError, match="^topic: must not contain '/'$"):
         service.create_stream("a/b", {})
 
 
-async def test_reads_validate_names(service: IngestionService) -> None:
+async def test_reads_validate_names(service: StreamService) -> None:
     with pytest.raises(ValidationError, match="^topic: "):
         await service.list_streams("")
     with pytest.raises(ValidationError, match="^streamId: "):
@@ -156,7 +156,7 @@ async def test_reads_validate_names(service: IngestionService) -> None:
         ({"after": 5}, "after: expected a cursor string"),
     ],
 )
-async def test_read_arguments(service: IngestionService, kwargs: dict[str, Any], message: str) -> None:
+async def test_read_arguments(service: StreamService, kwargs: dict[str, Any], message: str) -> None:
     await service.send_events(T, S, [{"id": "a", "timestamp": 1}])
     for read in (service.read_events, service.read_parameter_data):
         with pytest.raises(ValidationError) as caught:
@@ -164,7 +164,7 @@ async def test_read_arguments(service: IngestionService, kwargs: dict[str, Any],
         assert str(caught.value) == message
 
 
-async def test_paging_through_the_service(service: IngestionService) -> None:
+async def test_paging_through_the_service(service: StreamService) -> None:
     await service.send_events(T, S, [{"id": f"e{i}", "timestamp": 100 - i} for i in range(25)])
     page = await service.read_events(T, S, ReadWindow(from_ts=80, limit=10))
     assert [e.timestamp for e in page.items] == list(range(100, 90, -1))

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 
 from hub.streams.models import Event, ReadWindow
-from hub.streams.service import IngestionService, LenientRows, RawRow
+from hub.streams.lenient import LenientRows, RawRow
+from hub.streams.service import StreamService
 from hub.streams.store import MemoryStore
 from hub.streams.errors import ValidationError
 
 
 @pytest.fixture
-def service() -> IngestionService:
-    return IngestionService(MemoryStore())
+def service() -> StreamService:
+    return StreamService(MemoryStore())
 
 
 async def test_good_rows_are_stored_and_bad_ones_quarantined_with_line_and_reason(service):

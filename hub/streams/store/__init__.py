@@ -5,22 +5,22 @@ from __future__ import annotations
 import os
 
 from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
-from .changes import Change, FeedOverflow, Subscription
+from .broadcast import Change, ChangeSubscription, SubscriptionOverflow
 from .memory import MemoryStore
 from .retention import KEEP_EVERYTHING, Retention, parse_retention
 from .sqlite import SqliteStore
 
 __all__ = [
     "Change",
+    "ChangeSubscription",
     "DefinitionKind",
-    "FeedOverflow",
     "IdempotencyRecord",
     "MemoryStore",
     "Retention",
     "SqliteStore",
     "StoreUnavailable",
     "StreamStore",
-    "Subscription",
+    "SubscriptionOverflow",
     "open_store",
     "parse_retention",
 ]

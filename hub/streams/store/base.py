@@ -25,12 +25,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Awaitable, Literal
+from enum import StrEnum
+from typing import Any, Awaitable
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
-from .changes import DEFAULT_MAX_PENDING, Subscription
+from .broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
 
-DefinitionKind = Literal["events", "parameters"]
+
+
+class DefinitionKind(StrEnum):
+    """Which definitions of a stream a write replaces."""
+
+    EVENTS = "events"
+    PARAMETERS = "parameters"
 
 
 class StoreUnavailable(Exception):
@@ -39,8 +46,10 @@ class StoreUnavailable(Exception):
 
 @dataclass(slots=True, frozen=True)
 class IdempotencyRecord:
-    """What a store keeps for an idempotency key: the request's fingerprint and, once the first
-    request finished, its response (status None while it is still running)."""
+    """What a store keeps for an idempotency key, so that an operation retried under the same key
+    runs once: the fingerprint of the operation that claimed the key and, once it finished, its
+    outcome as the caller gave it (`status` a code, None while the operation still runs; `body`
+    opaque bytes). The store gives neither a meaning (hub/http_api/idempotency.py does)."""
 
     fingerprint: str
     status: int | None = None
@@ -122,10 +131,10 @@ class StreamStore(ABC):
     @abstractmethod
     async def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
+    ) -> ChangeSubscription:
         """Changes of the matching streams (None = every topic / every stream) made durable after
         this call returns, in write order. At most `max_pending` wait unread: past that the
-        subscription ends with FeedOverflow. Close it when done."""
+        subscription ends with SubscriptionOverflow. Close it when done."""
 
     # --- idempotency records (ordered at call time and durable when awaited, like writes) -----------
 
@@ -134,7 +143,7 @@ class StreamStore(ABC):
         self, scope: str, key: str, fingerprint: str, lease: float, attempt: str = ""
     ) -> Awaitable[IdempotencyRecord | None]:
         """Resolves None when no live record exists for (scope, key): a pending record is stored,
-        which lives `lease` seconds unless finished (the caller goes on and runs the request); its
+        which lives `lease` seconds unless finished (the caller goes on and runs the operation); its
         body is `attempt` (names this try, so that only its own release drops it).
         Otherwise resolves the existing record (pending or finished), unchanged."""
 
@@ -142,11 +151,11 @@ class StreamStore(ABC):
     def finish_idempotency(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, ttl: float
     ) -> Awaitable[None]:
-        """Store the response of the request that claimed the key; the record lives `ttl` seconds."""
+        """Store the outcome of the operation that claimed the key; the record lives `ttl` seconds."""
 
     @abstractmethod
     def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
-        """Drop the pending claim of this fingerprint and attempt (the request failed in a way worth
+        """Drop the pending claim of this fingerprint and attempt (the operation failed in a way worth
         retrying); a finished record, or another attempt's claim, stays."""
 
     # --- lifecycle ---------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Writes are applied when called and return an already-resolved awaitable, which g
 ordering for free. Streams keep their events and parameter rows in plain lists (arrival order),
 so an append is O(batch) and a page read touches only the items it scans.
 
-Changes are published to the feed at call time too (applied = durable here). Retention drops items
-from the front of the lists; `dropped` keeps positions (cursors) stable.
+Changes are published to the broadcast at call time too (applied = durable here). Retention drops
+items from the front of the lists; `dropped` keeps positions (cursors) stable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Generic, Iterable, Sequence, TypeVa
 from ..models import Event, Page, ParameterData, QuarantinedRow, StreamInfo, StreamProperties, StreamStatus
 from ..models import ReadWindow, TopicSummary
 from .base import DefinitionKind, IdempotencyRecord, StreamStore
-from .changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
+from .broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeKind, ChangeSubscription
 from .cursor import decode_cursor, encode_cursor
 from .parameter_rows import RowValues, join_rows, split_rows
 from .resolved import Resolved
@@ -131,12 +131,12 @@ class MemoryStore(StreamStore):
         self._quarantine: dict[str, list[QuarantinedRow]] = {}
         # (scope, key) -> (record, expiry), oldest write first. Expired records go at each trim pass.
         # Bound: max_idempotency_records; one record past it drops the oldest written (a retry of
-        # that request then runs again, as after its expiry).
+        # that operation then runs again, as after its expiry).
         self._idempotency: OrderedDict[tuple[str, str], tuple[IdempotencyRecord, float]] = OrderedDict()
         self.max_idempotency_records = max_idempotency_records
         self.retention = retention
         self.trim_interval = trim_interval
-        self.changes = ChangeFeed()
+        self.changes = ChangeBroadcast()
         self._trimmer: asyncio.Task[None] | None = None
 
     def _stream(self, topic: str, stream_id: str, status: StreamStatus = "open") -> tuple[_Stream, bool]:
@@ -151,7 +151,7 @@ class MemoryStore(StreamStore):
     def _publish_stream(self, stream: _Stream) -> None:
         info = stream.info
         if self.changes.wants(info.topic, info.stream_id):
-            self.changes.publish(Change("stream", info.topic, info.stream_id, info=info.copy()))
+            self.changes.publish(Change(ChangeKind.STREAM, info.topic, info.stream_id, info=info.copy()))
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class MemoryStore(StreamStore):
                 self._publish_stream(stream)
             if events:
                 cursors = [encode_cursor(first + i) for i in range(len(events))]
-                self.changes.publish(Change("events", topic, stream_id, events=list(events), cursors=cursors))
+                self.changes.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(events), cursors=cursors))
         return Resolved(len(events))
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
@@ -180,7 +180,8 @@ class MemoryStore(StreamStore):
                 self._publish_stream(stream)
             if data.rows:
                 cursors = [encode_cursor(first + i) for i in range(data.rows)]
-                self.changes.publish(Change("parameters", topic, stream_id, parameter_data=data, cursors=cursors))
+                change = Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=data, cursors=cursors)
+                self.changes.publish(change)
         return Resolved(data.rows)
 
     def put_properties(
@@ -204,9 +205,9 @@ class MemoryStore(StreamStore):
     ) -> Awaitable[StreamInfo]:
         stream, _ = self._stream(topic, stream_id)
         copied = [dict(d) for d in definitions]
-        if kind == "events":
+        if kind == DefinitionKind.EVENTS:
             stream.info.event_definitions = copied
-        elif kind == "parameters":
+        elif kind == DefinitionKind.PARAMETERS:
             stream.info.parameter_definitions = copied
         else:
             return Resolved.failed(ValueError(f"unknown definition kind {kind!r}"))
@@ -250,7 +251,7 @@ class MemoryStore(StreamStore):
 
     async def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
+    ) -> ChangeSubscription:
         return self.changes.subscribe(topic, stream_id, max_pending)
 
     # --- idempotency ------------------------------------------------------------------------------

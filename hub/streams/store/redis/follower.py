@@ -1,5 +1,5 @@
 """Live changes across processes: each process follows the Redis change log (`hub/changes`, written
-by every write's function) and publishes what its own subscribers want to its in-process ChangeFeed.
+by every write's function) and publishes what its own subscribers want to its in-process ChangeBroadcast.
 So a write made through any process reaches subscribers on every process, in write order."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..changes import Change, ChangeFeed
+from ..broadcast import Change, ChangeBroadcast, ChangeKind
 from ..encoding import loads
 from .codec import Entry, event_of, parameter_data_of, stream_info_of, text
 from .connection import RedisConnection
-from .keys import Keys
+from .keys import STREAM_CHANGED, DataKind, Keys
 
 log = logging.getLogger("hub.store")
 
@@ -25,7 +25,7 @@ class ChangeFollower:
     `feed_client` and, for the changes a local subscriber wants, fetches the new entries (a stream
     change carries the stream's hash as it was), then publishes them to `changes` in log order."""
 
-    def __init__(self, connection: RedisConnection, keys: Keys, changes: ChangeFeed) -> None:
+    def __init__(self, connection: RedisConnection, keys: Keys, changes: ChangeBroadcast) -> None:
         self.connection = connection
         self.keys = keys
         self.changes = changes
@@ -84,25 +84,25 @@ class ChangeFollower:
             kind, topic, stream_id = text(fields[b"k"]), text(fields[b"t"]), text(fields[b"s"])
             if not changes.wants(topic, stream_id):
                 continue
-            if kind == "s":
+            if kind == STREAM_CHANGED:
                 wanted.append((kind, topic, stream_id, loads(fields[b"h"])))
             else:
                 wanted.append((kind, topic, stream_id, None))
-                pipe.xrange(self.keys.data(kind, topic, stream_id), min=fields[b"a"], max=fields[b"b"])
+                pipe.xrange(self.keys.data(DataKind(kind), topic, stream_id), min=fields[b"a"], max=fields[b"b"])
         if not wanted:
             return
         fetched = iter(await pipe.execute())
         for kind, topic, stream_id, snapshot in wanted:
-            reply = snapshot if kind == "s" else next(fetched)
-            if kind == "s":
+            reply = snapshot if kind == STREAM_CHANGED else next(fetched)
+            if kind == STREAM_CHANGED:
                 info = stream_info_of(reply)
                 if info is not None:
-                    changes.publish(Change("stream", topic, stream_id, info=info))
+                    changes.publish(Change(ChangeKind.STREAM, topic, stream_id, info=info))
             elif reply:
                 cursors = [text(entry_id) for entry_id, _ in reply]
-                if kind == "e":
+                if kind == DataKind.EVENTS:
                     events = [event_of(fields) for _, fields in reply]
-                    changes.publish(Change("events", topic, stream_id, events=events, cursors=cursors))
+                    changes.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=events, cursors=cursors))
                 else:
                     data = parameter_data_of(reply)
-                    changes.publish(Change("parameters", topic, stream_id, parameter_data=data, cursors=cursors))
+                    changes.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=data, cursors=cursors))

@@ -16,6 +16,18 @@ separates key parts:
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class DataKind(StrEnum):
+    """The key part of a stream's data streams, and the `k` of their entries in the change log."""
+
+    EVENTS = "e"
+    PARAMETERS = "p"
+
+
+STREAM_CHANGED = "s"  # the `k` of a change-log entry that carries a stream's new state (its hash, `h`)
+
 
 class Keys:
     """The key names under one prefix."""
@@ -42,8 +54,8 @@ class Keys:
         p = self.prefix
         return [f"{p}/s/{topic}/{stream_id}", f"{p}/t/{topic}", self.topics, self.sequence, self.changes]
 
-    def data(self, kind: str, topic: str, stream_id: str) -> str:
-        """The stream of a stream's events (kind "e") or parameter rows ("p")."""
+    def data(self, kind: DataKind, topic: str, stream_id: str) -> str:
+        """The Redis stream holding a stream's events or its parameter rows."""
         return f"{self.prefix}/{kind}/{topic}/{stream_id}"
 
     def quarantine(self, topic: str) -> str:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from ...models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from ..base import DefinitionKind, IdempotencyRecord, StreamStore
-from ..changes import DEFAULT_MAX_PENDING, ChangeFeed, Subscription
+from ..broadcast import DEFAULT_MAX_PENDING, ChangeBroadcast, ChangeSubscription
 from ..encoding import dumps, loads
 from ..parameter_rows import split_rows
 from ..retention import KEEP_EVERYTHING, Retention, trim_every
@@ -27,7 +27,7 @@ from .codec import (
 )
 from .connection import RedisConnection
 from .follower import ChangeFollower
-from .keys import Keys
+from .keys import DataKind, Keys
 from .pipeline import DEADLINE_MARGIN, WritePipeline
 
 DEFAULT_TIMEOUT = 10.0  # seconds a write may take (--store-timeout)
@@ -58,7 +58,7 @@ class RedisStore(StreamStore):
             url, connect_timeout=connect_timeout, socket_timeout=timeout + DEADLINE_MARGIN
         )
         self.pipeline = WritePipeline(self.connection, self.keys, timeout)
-        self.changes = ChangeFeed()
+        self.changes = ChangeBroadcast()
         self.follower = ChangeFollower(self.connection, self.keys, self.changes)
         self._trimmer: asyncio.Task[None] | None = None
         self._maxlen = str(retention.max_count or 0)
@@ -88,7 +88,7 @@ class RedisStore(StreamStore):
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def _append(self, kind: str, topic: str, stream_id: str, items: list[tuple[int, bytes]]) -> Awaitable[int]:
+    def _append(self, kind: DataKind, topic: str, stream_id: str, items: list[tuple[int, bytes]]) -> Awaitable[int]:
         keys = self.keys.stream_function(topic, stream_id) + [self.keys.data(kind, topic, stream_id)]
         timestamps = [ts for ts, _ in items]
         low, high = (str(min(timestamps)), str(max(timestamps))) if timestamps else ("", "")
@@ -99,10 +99,10 @@ class RedisStore(StreamStore):
         return self.pipeline.submit("hub_append", keys, args, int)
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        return self._append("e", topic, stream_id, [(e.timestamp, event_data(e)) for e in events])
+        return self._append(DataKind.EVENTS, topic, stream_id, [(e.timestamp, event_data(e)) for e in events])
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        return self._append("p", topic, stream_id, [(ts, dumps(values)) for ts, values in split_rows(data)])
+        return self._append(DataKind.PARAMETERS, topic, stream_id, [(ts, dumps(values)) for ts, values in split_rows(data)])
 
     def _stream_call(self, function: str, topic: str, stream_id: str, *extra: Any) -> Awaitable[StreamInfo]:
         keys = self.keys.stream_function(topic, stream_id)
@@ -121,7 +121,7 @@ class RedisStore(StreamStore):
     def set_definitions(
         self, topic: str, stream_id: str, kind: DefinitionKind, definitions: list[dict[str, Any]]
     ) -> Awaitable[StreamInfo]:
-        field = {"events": "edefs", "parameters": "pdefs"}.get(kind)
+        field = {DefinitionKind.EVENTS: "edefs", DefinitionKind.PARAMETERS: "pdefs"}.get(kind)
         if field is None:
             future: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
             future.set_exception(ValueError(f"unknown definition kind {kind!r}"))
@@ -192,13 +192,13 @@ class RedisStore(StreamStore):
             start = "(" + text(entries[-1][0])
 
     async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
-        entries, cursor, last = await self._scan(self.keys.data("e", topic, stream_id), window)
+        entries, cursor, last = await self._scan(self.keys.data(DataKind.EVENTS, topic, stream_id), window)
         return Page([event_of(fields) for _, fields in entries], cursor, last)
 
     async def read_parameter_data(
         self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
-        entries, cursor, last = await self._scan(self.keys.data("p", topic, stream_id), window)
+        entries, cursor, last = await self._scan(self.keys.data(DataKind.PARAMETERS, topic, stream_id), window)
         return Page([parameter_data_of(entries)], cursor, last)
 
     async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
@@ -245,7 +245,7 @@ class RedisStore(StreamStore):
             async def trim_topic(client: aioredis.Redis) -> None:
                 pipe = client.pipeline(transaction=False)
                 for stream_id in ids:
-                    for kind in ("e", "p"):
+                    for kind in DataKind:
                         key = self.keys.data(kind, topic, stream_id)
                         if retention.max_count is not None:
                             pipe.xtrim(key, maxlen=retention.max_count, approximate=False)
@@ -259,6 +259,6 @@ class RedisStore(StreamStore):
 
     async def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
+    ) -> ChangeSubscription:
         await self.follower.follow()
         return self.changes.subscribe(topic, stream_id, max_pending)

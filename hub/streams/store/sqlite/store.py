@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 from ...models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties
 from ...models import TopicSummary
 from ..base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
-from ..changes import DEFAULT_MAX_PENDING, Change, ChangeFeed, Subscription
+from ..broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeKind, ChangeSubscription
 from ..cursor import decode_cursor, encode_cursor
 from ..encoding import dumps_text, loads, stream_info
 from ..parameter_rows import join_rows, split_rows
@@ -72,7 +72,7 @@ class SqliteStore(StreamStore):
         self._read_conn: sqlite3.Connection | None = None
         self.retention = retention
         self.trim_interval = trim_interval
-        self.changes = ChangeFeed()
+        self.changes = ChangeBroadcast()
         self._trim_task: asyncio.Task[None] | None = None
         self.max_cached_streams = max_cached_streams
         self._trimmer = Trimmer(retention, max_touched=max_cached_streams)  # writer thread
@@ -136,7 +136,7 @@ class SqliteStore(StreamStore):
             touch(conn, key, now, [e.timestamp for e in events], events=len(events))
             self._trimmer.written(key)
             info = read_info(conn, key) if changed else None
-            return AfterCommit(len(events), lambda: self._publish_data(topic, stream_id, info, "events", events, last))
+            return AfterCommit(len(events), lambda: self._publish_data(topic, stream_id, info, ChangeKind.EVENTS, events, last))
 
         return self.writer.submit(apply)
 
@@ -153,31 +153,31 @@ class SqliteStore(StreamStore):
             touch(conn, key, now, data.timestamps, rows=data.rows)
             self._trimmer.written(key)
             info = read_info(conn, key) if changed else None
-            return AfterCommit(data.rows, lambda: self._publish_data(topic, stream_id, info, "parameters", data, last))
+            return AfterCommit(data.rows, lambda: self._publish_data(topic, stream_id, info, ChangeKind.PARAMETERS, data, last))
 
         return self.writer.submit(apply)
 
     def _publish_data(
-        self, topic: str, stream_id: str, info: StreamInfo | None, kind: str, items: Any, last: int
+        self, topic: str, stream_id: str, info: StreamInfo | None, kind: ChangeKind, items: Any, last: int
     ) -> None:
         """On the loop, after the commit: the stream's new state (created or reopened), then the data."""
         feed = self.changes
         if not feed.wants(topic, stream_id):
             return
         if info is not None:
-            feed.publish(Change("stream", topic, stream_id, info=info))
-        count = len(items) if kind == "events" else items.rows
+            feed.publish(Change(ChangeKind.STREAM, topic, stream_id, info=info))
+        count = len(items) if kind == ChangeKind.EVENTS else items.rows
         if count:
             cursors = [encode_cursor(seq) for seq in range(last - count + 1, last + 1)]
-            if kind == "events":
-                feed.publish(Change("events", topic, stream_id, events=list(items), cursors=cursors))
+            if kind == ChangeKind.EVENTS:
+                feed.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(items), cursors=cursors))
             else:
-                feed.publish(Change("parameters", topic, stream_id, parameter_data=items, cursors=cursors))
+                feed.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=items, cursors=cursors))
 
     def _publish_stream(self, info: StreamInfo) -> None:
         if self.changes.wants(info.topic, info.stream_id):
             # a copy: the writer's caller gets `info` itself and may change it
-            self.changes.publish(Change("stream", info.topic, info.stream_id, info=info.copy()))
+            self.changes.publish(Change(ChangeKind.STREAM, info.topic, info.stream_id, info=info.copy()))
 
     def put_properties(
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
@@ -209,7 +209,7 @@ class SqliteStore(StreamStore):
     def set_definitions(
         self, topic: str, stream_id: str, kind: DefinitionKind, definitions: list[dict[str, Any]]
     ) -> Awaitable[StreamInfo]:
-        column = {"events": "event_definitions", "parameters": "parameter_definitions"}.get(kind)
+        column = {DefinitionKind.EVENTS: "event_definitions", DefinitionKind.PARAMETERS: "parameter_definitions"}.get(kind)
         now, encoded = time.time(), dumps_text(definitions)
 
         def apply(conn: sqlite3.Connection) -> AfterCommit:
@@ -312,7 +312,7 @@ class SqliteStore(StreamStore):
 
     async def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
+    ) -> ChangeSubscription:
         return self.changes.subscribe(topic, stream_id, max_pending)
 
     # --- idempotency ------------------------------------------------------------------------------

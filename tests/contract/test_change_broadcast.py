@@ -1,4 +1,4 @@
-"""The live change feed (StreamStore.subscribe), run against every backend (see conftest)."""
+"""The live change broadcast (StreamStore.subscribe), run against every backend (see conftest)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
-from hub.streams.store import Change, FeedOverflow, StreamStore
+from hub.streams.store import Change, StreamStore, SubscriptionOverflow
 
 T, S = "telemetry", "car-1"
 WAIT = 5.0
@@ -99,7 +99,7 @@ async def test_a_subscriber_that_falls_behind_is_ended_and_writers_go_on(store: 
         for i in range(10):
             assert await store.append_events(T, S, events(i, prefix=f"b{i}-")) == 1
         assert len(await take(keeping_up, 10)) == 10
-        with pytest.raises(FeedOverflow, match="behind"):
+        with pytest.raises(SubscriptionOverflow, match="behind"):
             for _ in range(10):
                 await slow.get(WAIT)
     finally:

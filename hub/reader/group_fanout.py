@@ -1,16 +1,16 @@
-"""From the store's change feed to the Reader hub's clients: one feed subscription per hub process,
-fanned out to the subscription groups.
+"""The Reader hub's group fan-out: one subscription to the store's changes per hub process, fanned
+out to the subscription groups (subscriptions.py).
 
 Delivery comes from the store (what every entry point writes, once durable, in write order; with
 the redis store, what any hub process wrote), never from a writer: a write is never slowed by a
-reader. `LiveFanOut` owns the one subscription (opened when the first client subscribes; its `where`
-is the Interest index, so the store publishes only streams someone wants) and a pump task that turns
-each Change into client calls, queued on each connection without waiting (HubConnection.post: a
-client that falls behind is closed, the others go on).
+reader. `GroupFanOut` owns the one subscription (opened when the first client subscribes; its
+`where` is the Interest index, so the store publishes only streams someone wants) and a pump task
+that turns each Change into client calls, queued on each connection without waiting
+(HubConnection.post: a client that falls behind is closed, the others go on).
 
-If the pump itself falls behind the writers (more than FEED_MAX_PENDING changes unread: the process
-is out of CPU), changes are lost to every subscriber: they are all closed with a Close saying so,
-and a later subscription opens a new feed.
+If the pump itself falls behind the writers (more than MAX_PENDING_CHANGES unread: the process is
+out of CPU), changes are lost to every subscriber: they are all closed with a Close saying so, and
+a later subscription opens a new one.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from typing import Any
 
 from ..signalr.groups import HubClients
 from ..streams.models import ParameterData
-from ..streams.service import IngestionService
-from ..streams.store.changes import Change, FeedOverflow, Subscription
-from .subscriptions import WILDCARD, Interest, data_group_prefix
+from ..streams.service import StreamService
+from ..streams.store.broadcast import Change, ChangeKind, ChangeSubscription, SubscriptionOverflow
+from .subscriptions import WILDCARD, Interest, SubscriptionKind, active_streams_group, data_group_prefix
 
 log = logging.getLogger("hub.reader")
 
-#: Changes that may wait for the pump before the feed is cut (a process out of CPU).
-FEED_MAX_PENDING = 100_000
+#: Changes that may wait for the pump before the subscription is cut (a process out of CPU).
+MAX_PENDING_CHANGES = 100_000
 #: The pump lets other tasks run (the connections' writes among them) after this many events or
 #: parameter rows in a row: a burst is written out as it is fanned out, not queued whole.
 YIELD_EVERY = 500
 
-FEED_FELL_BEHIND = (
+FELL_BEHIND_CLOSE_ERROR = (
     "Connection closed with an error. The hub fell behind the writers and live data was lost: "
     "reconnect and subscribe again."
 )
@@ -41,34 +41,34 @@ FEED_FELL_BEHIND = (
 _ALL = None  # every parameter of a stream (a `*` subscription)
 
 
-class LiveFanOut:
-    def __init__(self, service: IngestionService, clients: HubClients, interest: Interest):
+class GroupFanOut:
+    def __init__(self, service: StreamService, clients: HubClients, interest: Interest):
         self.service = service
         self.clients = clients
         self.interest = interest
-        self._feed: Subscription | None = None
+        self._changes: ChangeSubscription | None = None
         self._pump: asyncio.Task | None = None
         self._opening = asyncio.Lock()
 
     @property
     def open(self) -> bool:
-        return self._feed is not None and not self._feed.closed
+        return self._changes is not None and not self._changes.closed
 
     async def ensure_open(self) -> None:
-        """Open the feed if it is not (raises the store's StoreUnavailable when it cannot be)."""
+        """Open the subscription if it is not (raises the store's StoreUnavailable when it cannot be)."""
         if self.open:
             return
         async with self._opening:
             if self.open:
                 return
-            feed = await self.service.changes(max_pending=FEED_MAX_PENDING)
-            feed.where = self.interest.wants
-            self._feed = feed
-            self._pump = asyncio.ensure_future(self._run(feed))
+            changes = await self.service.changes(max_pending=MAX_PENDING_CHANGES)
+            changes.where = self.interest.wants
+            self._changes = changes
+            self._pump = asyncio.ensure_future(self._run(changes))
 
     async def close(self) -> None:
-        if self._feed is not None:
-            self._feed.close()
+        if self._changes is not None:
+            self._changes.close()
         if self._pump is not None:
             self._pump.cancel()
             try:
@@ -76,41 +76,42 @@ class LiveFanOut:
             except asyncio.CancelledError:
                 pass
 
-    async def _run(self, feed: Subscription) -> None:
+    async def _run(self, changes: ChangeSubscription) -> None:
         items = 0
         try:
-            async for change in feed:
+            async for change in changes:
                 try:
                     self.deliver(change)
-                except Exception:  # noqa: BLE001 - one bad change must not stop the feed
+                except Exception:  # noqa: BLE001 - one bad change must not stop the others
                     log.exception("delivering a change of %s/%s failed", change.topic, change.stream_id)
                 items += len(change.cursors) or 1
                 if items >= YIELD_EVERY:
                     items = 0
                     await asyncio.sleep(0)
-        except FeedOverflow:
-            log.warning("reader feed: fell more than %d changes behind the writers; closing every subscriber", FEED_MAX_PENDING)
+        except SubscriptionOverflow:
+            log.warning("reader feed: fell more than %d changes behind the writers; closing every subscriber", MAX_PENDING_CHANGES)
             for connection_id in self.clients.groups.connection_ids():
-                self.clients.close(connection_id, FEED_FELL_BEHIND)
+                self.clients.close(connection_id, FELL_BEHIND_CLOSE_ERROR)
         except Exception:  # noqa: BLE001
             log.exception("reader feed failed")
         finally:
-            if self._feed is feed:
-                self._feed = None
+            if self._changes is changes:
+                self._changes = None
 
     # --- one change -------------------------------------------------------------------------------
 
     def deliver(self, change: Change) -> None:
-        if change.kind == "events":
+        if change.kind == ChangeKind.EVENTS:
             self._events(change)
-        elif change.kind == "parameters":
+        elif change.kind == ChangeKind.PARAMETERS:
             self._parameters(change)
-        elif change.kind == "stream" and change.info is not None:
+        elif change.kind == ChangeKind.STREAM and change.info is not None:
             self._stream(change)
 
     def _events(self, change: Change) -> None:
         topic, stream_id = change.topic, change.stream_id
-        prefixes = [data_group_prefix("e", t, s) for t, s in self.interest.patterns("e", topic, stream_id)]
+        kind = SubscriptionKind.EVENT
+        prefixes = [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
         if not prefixes:
             return
         members = self.clients.groups.members
@@ -145,7 +146,8 @@ class LiveFanOut:
         if data is None or not data.rows:
             return
         topic, stream_id = change.topic, change.stream_id
-        prefixes = [data_group_prefix("p", t, s) for t, s in self.interest.patterns("p", topic, stream_id)]
+        kind = SubscriptionKind.PARAMETER
+        prefixes = [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
         if not prefixes:
             return
         members = self.clients.groups.members
@@ -175,7 +177,8 @@ class LiveFanOut:
         if not self.interest.wants_topic(change.topic):
             return
         members = self.clients.groups.members
-        recipients = _union([m for m in (members(f"a\0{change.topic}"), members(f"a\0{WILDCARD}")) if m])
+        groups = (active_streams_group(change.topic), active_streams_group(WILDCARD))
+        recipients = _union([m for m in map(members, groups) if m])
         if recipients:
             action = "Remove" if info.status == "closed" else "AddUpdate"
             self.clients.send_to(recipients, "ActiveStreamsChanged", info.to_json(), action)

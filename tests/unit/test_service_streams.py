@@ -9,10 +9,9 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from hub.streams import feed
-from hub.streams.feed import FellBehind
+from hub.streams.event_follower import FellBehind, follow_events
 from hub.streams.models import Event, ReadWindow
-from hub.streams.service import IngestionService
+from hub.streams.service import StreamService
 from hub.streams.store.memory import MemoryStore
 from hub.streams.store.sqlite import SqliteStore
 from hub.streams.errors import ValidationError
@@ -34,11 +33,11 @@ async def service(request, tmp_path):
     else:
         store = SqliteStore(str(tmp_path / "hub.db"))
     await store.start()
-    yield IngestionService(store)
+    yield StreamService(store)
     await store.close()
 
 
-async def stored_ids(service: IngestionService, topic: str = "t", stream_id: str = "s") -> list[str]:
+async def stored_ids(service: StreamService, topic: str = "t", stream_id: str = "s") -> list[str]:
     page = await service.read_events(topic, stream_id, ReadWindow(limit=10_000))
     return [e.id for e in page.items]
 
@@ -132,8 +131,8 @@ async def test_event_stream_argument_errors(service) -> None:
 async def test_a_slow_live_reader_falls_behind_and_writers_never_wait() -> None:
     store = MemoryStore()
     await store.start()
-    service = IngestionService(store)
-    live = await feed.subscribe(store, "t", "s", max_waiting=100)
+    service = StreamService(store)
+    live = await follow_events(store, "t", "s", max_waiting=100)
     async with live:
         for i in range(0, 150, 10):  # nobody reads: 150 events > 100 waiting
             await service.send_events("t", "s", [ev(j) for j in range(i, i + 10)])
@@ -147,7 +146,7 @@ async def test_a_slow_live_reader_falls_behind_and_writers_never_wait() -> None:
 async def test_closing_a_follower_unsubscribes() -> None:
     store = MemoryStore()
     await store.start()
-    service = IngestionService(store)
+    service = StreamService(store)
     stream = service.event_stream("t", "s", None, True)
     reading = asyncio.ensure_future(collect(stream, 1))
     await asyncio.sleep(0.01)

@@ -1,17 +1,18 @@
-"""The live change feed: what a store publishes once a write is durable, fanned out to subscribers.
+"""The store's live change broadcast: what a store publishes once a write is durable, to every
+subscriber.
 
 A `Change` is one write as readers see it: new events, new parameter rows, or a stream's new state
 (created, properties replaced, closed, reopened, definitions replaced). Changes of one store reach
 every subscriber in the order the writes were made durable (= their call order).
 
-`ChangeFeed` is the in-process fan-out every backend uses (memory and sqlite publish into it
-directly; redis publishes what its feed reader fetched from Redis). Each subscriber has a bounded
-queue: publishing never blocks and never waits for a reader. A subscriber more than `max_pending`
-changes behind is ended: its next read raises `FeedOverflow` (it should catch up from the store with
-a cursor, then subscribe again).
+`ChangeBroadcast` is the in-process broadcast every backend uses (memory and sqlite publish into it
+directly; redis publishes what its change log reader fetched from Redis). Each subscriber has a
+bounded queue: publishing never blocks and never waits for a reader. A subscriber more than
+`max_pending` changes behind is ended: its next read raises `SubscriptionOverflow` (it should catch
+up from the store with a cursor, then subscribe again).
 
 Subscriptions match on topic and stream id; None matches every topic / every stream (the reader
-hub's `*`); `Subscription.where`, when set, narrows that with a predicate.
+hub's `*`); `ChangeSubscription.where`, when set, narrows that with a predicate.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from enum import StrEnum
+from typing import Callable
 
 from ..models import Event, ParameterData, StreamInfo
 from .cursor import cursor_key
 
-ChangeKind = Literal["events", "parameters", "stream"]
 DEFAULT_MAX_PENDING = 10_000
+
+
+class ChangeKind(StrEnum):
+    EVENTS = "events"  # new events of a stream
+    PARAMETERS = "parameters"  # new parameter rows of a stream
+    STREAM = "stream"  # a stream's new state
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,10 +40,10 @@ class Change:
     kind: ChangeKind
     topic: str
     stream_id: str
-    events: list[Event] = field(default_factory=list)  # kind "events", in arrival order
-    parameter_data: ParameterData | None = None  # kind "parameters"
-    info: StreamInfo | None = None  # kind "stream": the stream after the change
-    # kind "events"/"parameters": each item's position, comparable (cursor_key) with Page.last_cursor
+    events: list[Event] = field(default_factory=list)  # EVENTS, in arrival order
+    parameter_data: ParameterData | None = None  # PARAMETERS
+    info: StreamInfo | None = None  # STREAM: the stream after the change
+    # EVENTS/PARAMETERS: each item's position, comparable (cursor_key) with Page.last_cursor
     # of the same stream, so a reader that read stored data first can skip what it already has.
     cursors: list[str] = field(default_factory=list)
 
@@ -50,8 +57,9 @@ class Change:
             skip += 1
         if skip == 0:
             return self
-        if self.kind == "events":
-            return Change("events", self.topic, self.stream_id, events=self.events[skip:], cursors=self.cursors[skip:])
+        if self.kind == ChangeKind.EVENTS:
+            events = self.events[skip:]
+            return Change(ChangeKind.EVENTS, self.topic, self.stream_id, events=events, cursors=self.cursors[skip:])
         data = self.parameter_data
         assert data is not None
         sliced = ParameterData(
@@ -61,27 +69,28 @@ class Change:
             {k: v[skip:] for k, v in data.binary_values.items()},
             {k: v[skip:] for k, v in data.tag_values.items()},
         )
-        return Change("parameters", self.topic, self.stream_id, parameter_data=sliced, cursors=self.cursors[skip:])
+        cursors = self.cursors[skip:]
+        return Change(ChangeKind.PARAMETERS, self.topic, self.stream_id, parameter_data=sliced, cursors=cursors)
 
     @property
     def empty(self) -> bool:
-        return self.kind != "stream" and not self.cursors
+        return self.kind != ChangeKind.STREAM and not self.cursors
 
 
-class FeedOverflow(Exception):
+class SubscriptionOverflow(Exception):
     """The subscriber fell too far behind the writers; its subscription has ended."""
 
 
-class Subscription:
+class ChangeSubscription:
     """An async iterator of Changes. `close()` ends it (iteration stops)."""
 
-    def __init__(self, feed: "ChangeFeed", topic: str | None, stream_id: str | None, max_pending: int):
+    def __init__(self, broadcast: "ChangeBroadcast", topic: str | None, stream_id: str | None, max_pending: int):
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.topic = topic
         self.stream_id = stream_id
         self.max_pending = max_pending
-        self._feed = feed
+        self._broadcast = broadcast
         self._queue: deque[Change] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -106,7 +115,7 @@ class Subscription:
         if self.closed:
             return
         if len(self._queue) >= self.max_pending:
-            self._end(FeedOverflow(f"fell more than {self.max_pending} changes behind the writers"))
+            self._end(SubscriptionOverflow(f"fell more than {self.max_pending} changes behind the writers"))
             return
         self._queue.append(change)
         self._wake()
@@ -117,7 +126,7 @@ class Subscription:
         self.closed = True
         self._error = error
         self._queue.clear()
-        self._feed._remove(self)
+        self._broadcast._remove(self)
         self._wake()
 
     def _wake(self) -> None:
@@ -128,7 +137,7 @@ class Subscription:
     def close(self) -> None:
         self._end(None)
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> "ChangeSubscription":
         return self
 
     async def __anext__(self) -> Change:
@@ -150,25 +159,25 @@ class Subscription:
             return await self.__anext__()
         return await asyncio.wait_for(self.__anext__(), timeout)
 
-    async def __aenter__(self) -> "Subscription":
+    async def __aenter__(self) -> "ChangeSubscription":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
 
-class ChangeFeed:
-    """In-process fan-out, indexed by topic so a publish touches only interested subscribers."""
+class ChangeBroadcast:
+    """In-process broadcast, indexed by topic so a publish touches only interested subscribers."""
 
     def __init__(self) -> None:
-        self._by_topic: dict[str, set[Subscription]] = {}
-        self._all_topics: set[Subscription] = set()
+        self._by_topic: dict[str, set[ChangeSubscription]] = {}
+        self._all_topics: set[ChangeSubscription] = set()
         self.count = 0
 
     def subscribe(
         self, topic: str | None = None, stream_id: str | None = None, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> Subscription:
-        sub = Subscription(self, topic, stream_id, max_pending)
+    ) -> ChangeSubscription:
+        sub = ChangeSubscription(self, topic, stream_id, max_pending)
         if topic is None:
             self._all_topics.add(sub)
         else:
@@ -176,7 +185,7 @@ class ChangeFeed:
         self.count += 1
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
+    def _remove(self, sub: ChangeSubscription) -> None:
         if sub.topic is None:
             found = sub in self._all_topics
             self._all_topics.discard(sub)

@@ -1,9 +1,9 @@
-"""Live events of one stream, for readers that follow it (the Writer hub's `ReadEventData(…, follow)`).
+"""One stream's live events, for a reader that follows the stream (StreamService.event_stream).
 
-`subscribe(store, topic, stream_id)` returns a `LiveEvents`: an async iterator of the events made
-durable after the call, one event at a time, in arrival order. It sits on the store's change feed
-(store/changes.py: one `Change` per write, with each item's position) and adds two things a reader
-of events needs:
+`follow_events(store, topic, stream_id)` returns an `EventFollower`: an async iterator of the events
+made durable after the call, one event at a time, in arrival order. It sits on the store's change
+broadcast (store/broadcast.py: one `Change` per write, with each item's position) and adds two
+things a reader of events needs:
 
 - **an exact hand-over from stored to live events.** Subscribe first, then read the stored events
   (store.read_events, any filter), then call `skip_through(last cursor read)`: live events at or
@@ -26,7 +26,7 @@ from typing import AsyncIterator
 
 from .models import Event
 from .store.base import StreamStore
-from .store.changes import Change, FeedOverflow, Subscription
+from .store.broadcast import Change, ChangeKind, ChangeSubscription, SubscriptionOverflow
 from .store.cursor import cursor_key
 
 #: Events that may wait for one slow reader before it is cut off.
@@ -37,12 +37,12 @@ class FellBehind(Exception):
     """A live reader did not keep up with the writers; its subscription has ended."""
 
 
-class LiveEvents:
+class EventFollower:
     """See the module docstring. Use `async with`, or call `close()`, when done."""
 
     def __init__(
         self,
-        subscription: Subscription,
+        subscription: ChangeSubscription,
         topic: str,
         stream_id: str,
         *,
@@ -74,13 +74,13 @@ class LiveEvents:
     async def _run(self) -> None:
         try:
             async for change in self._subscription:
-                if change.kind == "events":
+                if change.kind == ChangeKind.EVENTS:
                     self._take(change)
                     if self._ended:
                         return
-        except FeedOverflow:
+        except SubscriptionOverflow:
             self._fail(self._behind())
-        except Exception as exc:  # noqa: BLE001 - the store's feed ended with an error: the reader sees it
+        except Exception as exc:  # noqa: BLE001 - the store's subscription ended with an error: the reader sees it
             self._fail(exc)
         else:
             self._ended = True
@@ -133,7 +133,7 @@ class LiveEvents:
         self._subscription.close()
         self._pump.cancel()
 
-    async def __aenter__(self) -> "LiveEvents":
+    async def __aenter__(self) -> "EventFollower":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -142,10 +142,10 @@ class LiveEvents:
             await self._pump
 
 
-async def subscribe(
+async def follow_events(
     store: StreamStore, topic: str, stream_id: str, *, from_ts: int | None = None, max_waiting: int = MAX_WAITING
-) -> LiveEvents:
+) -> EventFollower:
     """Events of (topic, stream_id) made durable from now on whose timestamp is >= from_ts."""
     # The store may hold up to max_waiting changes for us; the pump keeps that queue near empty.
     subscription = await store.subscribe(topic, stream_id, max_pending=max_waiting)
-    return LiveEvents(subscription, topic, stream_id, from_ts=from_ts, max_waiting=max_waiting)
+    return EventFollower(subscription, topic, stream_id, from_ts=from_ts, max_waiting=max_waiting)
