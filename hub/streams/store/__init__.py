@@ -1,19 +1,25 @@
-"""Stream store backends behind one interface (base.StreamStore), chosen by a URL."""
+"""Stream store backends behind one interface (base.StreamStore), chosen by a URL (open_store).
+
+- base.py: the interface, each method's promise stated where it is declared.
+- memory.py; sqlite/ (the default: schema, a generic group-commit writer, the store); redis/ (the store,
+  its ordered write pipeline, the change-log follower, the Lua library as package data).
+- broadcast.py: each durable write as a Change to every subscriber in this process, bounded per subscriber.
+- encoding.py (what the durable stores write), cursor.py, parameter_rows.py, retention.py, resolved.py:
+  the parts the backends share.
+"""
 
 from __future__ import annotations
 
 import os
 
-from .base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
-from .broadcast import Change, ChangeSubscription, SubscriptionOverflow
+from .base import IdempotencyRecord, StoreUnavailable, StreamStore
+from .broadcast import Change, SubscriptionOverflow
 from .memory import MemoryStore
-from .retention import KEEP_EVERYTHING, Retention, parse_retention
+from .retention import Retention, parse_retention
 from .sqlite import SqliteStore
 
 __all__ = [
     "Change",
-    "ChangeSubscription",
-    "DefinitionKind",
     "IdempotencyRecord",
     "MemoryStore",
     "Retention",
