@@ -108,10 +108,13 @@ class GroupFanOut:
         elif change.kind == ChangeKind.STREAM and change.info is not None:
             self._stream(change)
 
+    def _group_prefixes(self, kind: SubscriptionKind, topic: str, stream_id: str) -> list[str]:
+        """The group-name prefixes of the subscriptions (exact or wildcard) this stream's data of `kind` meets."""
+        return [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
+
     def _events(self, change: Change) -> None:
         topic, stream_id = change.topic, change.stream_id
-        kind = SubscriptionKind.EVENT
-        prefixes = [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
+        prefixes = self._group_prefixes(SubscriptionKind.EVENT, topic, stream_id)
         if not prefixes:
             return
         members = self.clients.groups.members
@@ -146,8 +149,7 @@ class GroupFanOut:
         if data is None or not data.rows:
             return
         topic, stream_id = change.topic, change.stream_id
-        kind = SubscriptionKind.PARAMETER
-        prefixes = [data_group_prefix(kind, t, s) for t, s in self.interest.patterns(kind, topic, stream_id)]
+        prefixes = self._group_prefixes(SubscriptionKind.PARAMETER, topic, stream_id)
         if not prefixes:
             return
         members = self.clients.groups.members
