@@ -19,7 +19,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from .connection import HubConnection, KeepAlive, SignalROptions
+from .connection import HubConnection
+from .keepalive import KeepAlive
+from .options import SignalROptions
 from .dispatcher import HubDispatcher
 from .hub import Hub
 from .transports.base import Transport
