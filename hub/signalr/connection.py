@@ -208,7 +208,7 @@ class HubConnection:
                 if session.state is not State.CONNECTED:
                     return
             await self._handle(message)
-        if session.writable:  # an Ack made room in the replay buffer
+        if session.buffer is not None and session.writable:  # an Ack made room in the replay buffer
             self.writer.flush_soon()
 
     async def _handle(self, message: HubMessage) -> None:
@@ -233,9 +233,7 @@ class HubConnection:
         else:
             return  # a Ping; Acks and Sequences were applied by the session
         if job is not None:
-            task = self.inflight.run(job)
-            if self.closed.is_set():
-                task.cancel()  # the connection ended while the invocation was being applied
+            self.inflight.run(job)
 
     def _connected(self) -> bool:
         return self.session.state is State.CONNECTED
@@ -321,7 +319,8 @@ class HubConnection:
         if previous is not transport:
             self.session.detach()
             await previous.close()
-        self.session.resume()
+        first, replayed = self.session.resume()
+        log.debug("stateful reconnect: Sequence %d, replaying %d message(s)", first, replayed)
         await writer.flush()
         writer.last_sent = time.monotonic()
         log.info("connection %s: resumed (stateful reconnect)", self.log_id)

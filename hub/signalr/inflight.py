@@ -24,7 +24,7 @@ from .streaming import ConnectionStreams
 
 
 class InFlight:
-    __slots__ = ("max_pending", "pending", "stalled", "streams", "_tasks", "_stream_tasks", "_settled")
+    __slots__ = ("max_pending", "pending", "stalled", "streams", "_tasks", "_stream_tasks", "_settled", "_ended")
 
     def __init__(self, max_pending: int, max_streams: int):
         self.max_pending = max_pending
@@ -34,6 +34,7 @@ class InFlight:
         self._tasks: set[asyncio.Future] = set()  # every Job running
         self._stream_tasks: set[asyncio.Future] = set()  # the stream Jobs, cancelled with the connection
         self._settled: asyncio.Event | None = None  # made when reading has to wait for a Completion
+        self._ended = False  # the connection is gone: streams started now stop at once
 
     @property
     def full(self) -> bool:
@@ -51,6 +52,8 @@ class InFlight:
             self._stream_tasks.add(task)
             task.add_done_callback(self._stream_tasks.discard)
             self.streams.opened(task, job.invocation_id)
+            if self._ended:
+                task.cancel()  # the connection ended while the invocation was being applied
         return task
 
     def _completed(self, _task: asyncio.Future) -> None:
@@ -77,7 +80,8 @@ class InFlight:
             self._settled.set()
 
     def cancel_streams(self) -> None:
-        """The connection is gone: its streams and uploads stop."""
+        """The connection is gone: its streams and uploads stop, and any started later."""
+        self._ended = True
         for task in list(self._stream_tasks):
             task.cancel()
 

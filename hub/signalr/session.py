@@ -273,14 +273,16 @@ class Session:
         assert self.buffer is not None
         self.buffer.detach()
 
-    def resume(self) -> None:
+    def resume(self) -> tuple[int, int]:
         """The client is back on a new transport: a fresh reader (a record cut short on the old one
-        is re-sent whole), and our Sequence then the replay queued before anything else."""
+        is re-sent whole), and our Sequence then the replay queued before anything else. Returns
+        the Sequence's id and how many messages are replayed."""
         assert self.buffer is not None and self.protocol is not None
         protocol = self.protocol
         self._reader = protocol.reader(self._options.max_message_size, self._binders_for(protocol.name))
         sequence, replay = self.buffer.attach()
         self._control = [protocol.encode(sequence), *replay, *(self._control or ())]
+        return sequence.sequence_id, len(replay)
 
     def acknowledge(self) -> bool:
         """Queue an Ack of what was received since the last one; False when none is due."""

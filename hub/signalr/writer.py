@@ -79,7 +79,7 @@ class Writer:
             session = self.session
             if session.buffer is not None:
                 # The socket died under us: stay numbered and kept; the reconnect replays it.
-                log.debug("connection %s: send failed, waiting for a reconnect: %s", self._log_id, exc)
+                log.debug("stateful connection: send failed, waiting for a reconnect: %s", exc)
                 if transport is self.transport and session.state is State.CONNECTED:
                     session.detach()
             else:
