@@ -22,6 +22,8 @@ Ending. A connection ends one way, `end(reason, …)`, whatever the reason (`Clo
   when the transport is gone (`gone`). Deferred Completions run to their end, their sends dropped;
 - a second `end` changes nothing (the first reason stands), except that a transport gone stops
   the connection's work at once.
+A transport that fails a write is over for the session at once (CLOSED, writer.py); the connection
+then ends as for any transport gone, when the endpoint sees that transport end (`gone`).
 A stateful connection whose transport is lost does not end: it waits, detached, for a `resume`, or
 for the endpoint to give up (`gone`) after the disconnect timeout.
 """
@@ -93,7 +95,7 @@ class HubConnection:
         self.options = options
         self.call = CallContext(connection_id=connection_id, user=user)
         self.session = Session(options, transport.transfer_formats, dispatcher.binders)
-        self.writer = Writer(self.session, transport, self._transport_failed, self.log_id)
+        self.writer = Writer(self.session, transport, self.log_id)
         self.created = self.writer.last_sent
         self.last_received: float | None = None  # the client timeout is armed by the first message
         self.closed = Flag()  # the hub was told the connection is gone; its work is stopped
@@ -293,9 +295,6 @@ class HubConnection:
             return False
         self.writer.flush_soon()
         return True
-
-    def _transport_failed(self) -> None:
-        self.end(CloseReason.ERROR, transport_gone=True)
 
     # --- stateful reconnect -----------------------------------------------------------------------
 

@@ -8,14 +8,16 @@ tested with bytes alone (tests/unit/test_session.py), as python-websockets tests
 The state and its transitions, in one table (`TRANSITIONS`; anything else raises
 `InvalidTransition`, as h11's `_state.py` does):
 
-| state     | event           | next      | what happens                                                  |
-|-----------|-----------------|-----------|---------------------------------------------------------------|
-| HANDSHAKE | ACCEPTED        | CONNECTED | the client's handshake request names a protocol we speak:     |
-|           |                 |           | the reply `{}` is queued (a frame of its own), messages flow  |
-| HANDSHAKE | ENDING          | CLOSING   | a bad or late handshake: its error reply is queued            |
-| CONNECTED | ENDING          | CLOSING   | the server ends it: a Close is queued after what waits        |
-|           |                 |           | (or instead of it, when the client fell behind)               |
-| any but CLOSED | TRANSPORT_ENDED | CLOSED | the transport ended: nothing more is read or written     |
+| state     | event           | next      | what happens                                           |
+|-----------|-----------------|-----------|--------------------------------------------------------|
+| HANDSHAKE | ACCEPTED        | CONNECTED | `receive`: a request naming a protocol we speak; the   |
+|           |                 |           | reply `{}` is queued, a frame of its own               |
+| HANDSHAKE | ENDING          | CLOSING   | `close`: refused or late; its error reply is queued    |
+| CONNECTED | ENDING          | CLOSING   | `close`: a Close is queued after what waits (or alone: |
+|           |                 |           | what waits is dropped for a client fallen behind)      |
+| HANDSHAKE | TRANSPORT_ENDED | CLOSED    | `transport_ended`: the pump ended the transport, or it |
+| CONNECTED |                 |           | went away; nothing more is read or written             |
+| CLOSING   |                 |           |                                                        |
 
 Once CLOSING, nothing more is read (`receive` returns nothing) and nothing more is queued (`queue`
 and `post_batch` refuse); what was queued and then the goodbye are still handed out by

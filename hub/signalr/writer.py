@@ -6,8 +6,9 @@ event-loop turn (`flush_soon`), so that the Completions of every frame read in o
 frame (as ASP.NET's pipe writes them). Frames go to the transport the connection has now; frames
 taken for a transport a resume replaced are not written (the replay carries them). A frame that
 cannot be written: under stateful reconnect the session waits, detached, for a resume; otherwise
-the transport is gone (`lost`). Producers that can wait (stream items) wait here for room in the
-outbox (`wait_for_room`).
+its transport has ended for the session (CLOSED: nothing more is read or written), and the
+connection ends when the endpoint sees that transport end (`HubConnection.gone`). Producers that
+can wait (stream items) wait here for room in the outbox (`wait_for_room`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
+from .close_reason import CloseReason
 from .session import Session, State
 from .transports.base import Transport
 
@@ -26,13 +27,12 @@ _SEND_ERRORS = (ConnectionError, RuntimeError, OSError)
 
 
 class Writer:
-    __slots__ = ("session", "transport", "last_sent", "_lost", "_log_id", "_lock", "_flushing", "_room")
+    __slots__ = ("session", "transport", "last_sent", "_log_id", "_lock", "_flushing", "_room")
 
-    def __init__(self, session: Session, transport: Transport, lost: Callable[[], object], log_id: str):
+    def __init__(self, session: Session, transport: Transport, log_id: str):
         self.session = session
         self.transport = transport  # the one the connection has now (a resume replaces it)
         self.last_sent = time.monotonic()
-        self._lost = lost  # a frame could not be written and no resume can follow
         self._log_id = log_id
         self._lock = asyncio.Lock()
         self._flushing: asyncio.Task | None = None  # the flush `flush_soon` started
@@ -84,7 +84,8 @@ class Writer:
                     session.detach()
             else:
                 log.debug("connection %s: send failed: %s", self._log_id, exc)
-                self._lost()
+                if session.state is not State.CLOSED:
+                    session.transport_ended(CloseReason.ERROR)
             return False
         self.last_sent = time.monotonic()
         return True
