@@ -53,15 +53,15 @@ class Outbox:
 
     def put(self, item: Queued) -> None:
         """Queue `item`; raises FellBehind when it does not fit."""
-        if not self.fits(item.count, len(item.data)):
+        size = len(item.data)
+        if not self.fits(item.count, size):
             raise self.fell_behind()
-        self._append(item)
+        self._items.append(item)
+        self.messages += item.count
+        self.bytes += size
 
     def put_last(self, item: Queued) -> None:
         """Queue the connection's goodbye, whatever the bounds: nothing is queued after it."""
-        self._append(item)
-
-    def _append(self, item: Queued) -> None:
         self._items.append(item)
         self.messages += item.count
         self.bytes += len(item.data)

@@ -171,7 +171,9 @@ class Session:
         outbox's bounds (a client that neither reads nor, under stateful reconnect, acknowledges)."""
         if self.state is not State.CONNECTED:
             return False
-        self._put(Queued(message, data, 1, wait))
+        if self.buffer is not None:
+            self._check_replay()
+        self._outbox.put(Queued(message, data, 1, wait))
         return True
 
     def post_batch(self, messages: Sequence[HubMessage], encoded: Sequence[str | bytes], joined: str | bytes) -> bool:
@@ -181,19 +183,19 @@ class Session:
         if self.state is not State.CONNECTED:
             return False
         if self.buffer is None:
-            self._put(Queued(None, joined, len(messages), False))
+            self._outbox.put(Queued(None, joined, len(messages), False))
             return True
         for message, data in zip(messages, encoded):
-            self._put(Queued(message, data, 1, True))
+            self._check_replay()
+            self._outbox.put(Queued(message, data, 1, True))
         return True
 
-    def _put(self, item: Queued) -> None:
-        outbox = self._outbox
+    def _check_replay(self) -> None:
         # Under stateful reconnect, what was sent but not yet acknowledged is kept for a replay: it
         # counts against the byte bound too (a client that reads but never acks).
-        if self.buffer is not None and self.buffer.buffered_bytes > outbox.max_bytes:
-            raise outbox.fell_behind()
-        outbox.put(item)
+        assert self.buffer is not None
+        if self.buffer.buffered_bytes > self._outbox.max_bytes:
+            raise self._outbox.fell_behind()
 
     @property
     def has_room(self) -> bool:

@@ -52,8 +52,7 @@ class Writer:
         session = self.session
         try:
             async with self._lock:
-                while True:
-                    frames = session.data_to_send()
+                while frames := session.data_to_send():
                     transport = self.transport
                     try:
                         for frame in frames:
@@ -63,8 +62,8 @@ class Writer:
                         session.written()
                     if self._room is not None and session.has_room:
                         self._room.set()
-                    if not frames:
-                        return
+                if self._room is not None and session.has_room:
+                    self._room.set()  # detached, what was taken was numbered, not written
         finally:
             if background:
                 self._flushing = None
