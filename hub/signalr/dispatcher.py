@@ -4,14 +4,14 @@ Ordering: plain invocations are applied one at a time in arrival order (ASP.NET'
 parallel invocation per client); a method that returns `Deferred` lets the next one start while its
 Completion waits. Streaming invocations (either direction) run beside the receive loop, as in
 ASP.NET's DefaultHubDispatcher: the connection goes on reading while they run. What runs beside it
-is not started here: an entry point returns it as a `Job`, and the connection (connection.py) runs,
-counts and cancels it. A connection is seen through `ConnectionContext` (context.py) only.
+is not started here: an entry point returns it as a `Job`, and the connection runs, counts and
+cancels it (inflight.py). A connection is seen through `ConnectionContext` (context.py) only.
 
 Streams, both directions (texts as ASP.NET's; see protocol-notes/streaming-and-reconnect.md):
 - client to server: an Invocation (or StreamInvocation) whose `streamIds` name the streams; each
-  becomes an `UploadStream` argument (streaming.py); the client sends StreamItems with `invocationId` = the stream
-  id, then the stream's own Completion (with `error` to fail it). When the method returns, its
-  streams are forgotten: later items for them are ignored.
+  becomes an `UploadStream` argument (streaming.py); the client sends StreamItems with
+  `invocationId` = the stream id, then the stream's own Completion (with `error` to fail it). When
+  the method returns, its streams are forgotten: later items for them are ignored.
 - server to client: a StreamInvocation of an async-generator method; each yielded value goes out as
   a StreamItem, then a Completion without result (with `error` if the generator raised). A
   CancelInvocation (or the connection ending) stops the generator; ASP.NET then still sends a
