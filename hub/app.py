@@ -41,7 +41,7 @@ from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
 from .ratelimit import RateLimiter
-from .signalr.connection import SignalROptions
+from .signalr.options import SignalROptions
 from .signalr.connections import ConnectionSlots
 from .signalr.endpoint import HubEndpoint
 from .streams.service import StreamService

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..signalr.hub import CallContext, Hub, HubError, hub_method
+from ..signalr.call import CallContext, HubError
+from ..signalr.hub import Hub, hub_method
 from ..streams.service import StreamService
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError

@@ -1,114 +1,83 @@
-"""One SignalR connection above its transport: handshake, message loop, keep-alive, close.
+"""One SignalR connection's asyncio pump: bytes between its transport and its session, and the work
+its dispatcher hands back.
 
-States: HANDSHAKE -> CONNECTED -> CLOSED. The transport pushes frames into `receive`; everything
-sent goes through `send` (serialised, so frames from Completions, stream items and pings never
-interleave). Timers are not per-connection tasks: `KeepAlive` (below) sweeps every connection on one
-ticker, which keeps an idle connection cheap.
+The state, the handshake, the message reader, the stateful numbering and the bounded outbox are the
+session's (session.py, sans-I/O). This module only moves: the transport pushes frames into
+`receive`, which feeds the session and hands each message to the dispatcher, running the `Job` it
+may return beside the receive loop (inflight.py, with its bounds); what the hub sends is queued on
+the session (`send`, `post`, `post_batch`) and written by the write half (writer.py), one writer at
+a time, in the session's order. Timers are not here: keepalive.py sweeps every connection.
 
-Stateful reconnect (handshake version 2 on a transport that allows it): sends go through a
-`StatefulPipe` (stateful.py), which numbers and keeps them; when the transport is lost the
-connection stays CONNECTED without one (`transport_lost`) until the client comes back (`resume`)
-or the endpoint gives up after the disconnect timeout (`gone`).
-
-Everything sent waits in one bounded outbox (outbox.py): Completions and stream items (`send`),
-server-initiated messages (`post`, a hub calling client methods, groups.py), pings. A client that
-lets more than `max_send_queue` messages or `max_send_queue_bytes` pile up (it does not read) has
-fallen behind and is closed (`abort`) with a Close saying so; its streams end with it.
-
-Per-connection limits: at most `max_streams` stream invocations open at once (the next is refused
-with a Completion error, the connection stays open), and at most `max_invocations` invocations whose
-Completion is not queued yet: past that the connection stops reading its client until one completes
-(back-pressure through the transport; nothing is dropped, and the client timeout does not run while
-the server is the one not reading).
+Ending. A connection ends one way, `end(reason, …)`, whatever the reason (`CloseReason`); `close`,
+`abort` and `gone` only say which kind of end. Once it starts ending:
+- nothing more is read (arriving frames are dropped), nothing more is queued (`send` does nothing,
+  `post` returns False);
+- what was queued is still written, then the goodbye (a Close; before the handshake, its error
+  reply), within GOODBYE_TIMEOUT; unless the end drops what waits (`abort`: a client that fell
+  behind, or that the hub closes): then the goodbye follows the frame being written;
+- the transport is ended, and the session is CLOSED;
+- the hub is told, once (`on_disconnected`; the connection leaves its groups; `closed` is set), and
+  the streams and uploads are cancelled: after the transport ended; first thing when what waits
+  was dropped (in a task of its own: the call that ended it may be iterating a group); at once
+  when the transport is gone (`gone`). Deferred Completions run to their end, their sends dropped;
+- a second `end` changes nothing (the first reason stands), except that a transport gone stops
+  the connection's work at once.
+A transport that fails a write is over for the session at once (CLOSED, writer.py); the connection
+then ends as for any transport gone, when the endpoint sees that transport end (`gone`).
+A stateful connection whose transport is lost does not end: it waits, detached, for a `resume`, or
+for the endpoint to give up (`gone`) after the disconnect timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import logging
 import time
-from dataclasses import dataclass
 from typing import Sequence
 
-from .dispatcher import HubDispatcher, UploadBudget, UploadStream
-from .hub import CallContext
-from .handshake import HandshakeError, HandshakeReader, handshake_response, select_protocol
-from .messages import (
-    ACK,
-    CANCEL_INVOCATION,
-    CLOSE,
-    COMPLETION,
-    INVOCATION,
-    PING,
-    PING_MESSAGE,
-    SEQUENCE,
-    STREAM_INVOCATION,
-    STREAM_ITEM,
-    Close,
-    Completion,
-    HubMessage,
-)
-from .protocols import PROTOCOLS
-from .protocols.base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
-from .outbox import Outbox, Queued
-from .stateful import DEFAULT_BUFFER_LIMIT, StatefulPipe
+from .call import CallContext
+from .close_reason import CloseReason
+from .dispatcher import HubDispatcher
+from .handshake import HandshakeError
+from .inflight import InFlight
+from .messages import CANCEL_INVOCATION, CLOSE, COMPLETION, INVOCATION, STREAM_INVOCATION, STREAM_ITEM
+from .messages import Close, Completion, HubMessage
+from .options import SignalROptions
+from .outbox import FellBehind
+from .protocols.base import HubProtocol, MessageTooLarge, ProtocolError
+from .session import Session, State
+from .stateful import MessageBuffer
+from .streaming import ConnectionStreams
 from .transports.base import GOODBYE_TIMEOUT, Transport
+from .writer import Writer
 
 log = logging.getLogger("hub.signalr")
 
 
-@dataclass(slots=True)
-class SignalROptions:
-    keepalive_interval: float = 15.0
-    client_timeout: float = 30.0
-    handshake_timeout: float = 15.0
-    disconnect_timeout: float = 15.0
-    max_message_size: int = 1_048_576
-    shutdown_timeout: float = 10.0
-    poll_timeout: float = 90.0  # how long a long poll waits for data before answering 200 empty
-    stateful_reconnect: bool = True  # offered in negotiate to clients that ask (WebSockets only)
-    stateful_buffer_size: int = DEFAULT_BUFFER_LIMIT  # unacknowledged bytes kept for a replay
-    max_send_queue: int = 10_000  # messages waiting to be written to one client before it is closed as fallen behind
-    max_send_queue_bytes: int = 16 * 1024 * 1024  # the same, in encoded bytes
-    max_streams: int = 100  # stream invocations (uploads and downloads) open at once on one connection
-    max_invocations: int = 100  # invocations whose Completion is not queued yet, before reading stops
-
-
 class Flag:
-    """asyncio.Event's is_set/set/wait without the deque an Event makes at birth: one per connection,
+    """asyncio.Event's is_set/set without the deque an Event makes at birth: one per connection,
     and an idle hub holds tens of thousands of connections."""
 
-    __slots__ = ("_value", "_event")
+    __slots__ = ("_value",)
 
     def __init__(self) -> None:
         self._value = False
-        self._event: asyncio.Event | None = None
 
     def is_set(self) -> bool:
         return self._value
 
     def set(self) -> None:
         self._value = True
-        if self._event is not None:
-            self._event.set()
-
-    async def wait(self) -> bool:
-        if not self._value:
-            if self._event is None:
-                self._event = asyncio.Event()
-            await self._event.wait()
-        return True
-
-
-class State(enum.Enum):
-    HANDSHAKE = 1
-    CONNECTED = 2
-    CLOSED = 3
 
 
 class HubConnection:
+    # Slots: an idle hub holds tens of thousands of these (bench/RESULTS.md, idle connections).
+    __slots__ = (
+        "connection_id", "log_id", "dispatcher", "options", "call", "session", "writer", "created",
+        "last_received", "closed", "accepting", "_receive_lock", "_receiving", "_idle", "_ending", "_told",
+        "_inflight",
+    )  # fmt: skip
+
     def __init__(
         self,
         connection_id: str,
@@ -122,50 +91,83 @@ class HubConnection:
         # How logs name the connection: not a secret (under negotiate v0 the connection id is the
         # connection token, which must never be logged).
         self.log_id = log_id or connection_id
-        self.transport = transport
         self.dispatcher = dispatcher
         self.options = options
         self.call = CallContext(connection_id=connection_id, user=user)
-        self.state = State.HANDSHAKE
-        self.protocol: HubProtocol | None = None
-        self._handshake = HandshakeReader()
-        self._reader: MessageReader | None = None
-        now = time.monotonic()
-        self.created = now
-        self.last_sent = now
+        self.session = Session(options, transport.transfer_formats, dispatcher.binders)
+        self.writer = Writer(self.session, transport, self.log_id)
+        self.created = self.writer.last_sent
         self.last_received: float | None = None  # the client timeout is armed by the first message
-        self._send_lock = asyncio.Lock()
-        # What `send` queued, written by one flush on the next loop iteration: the Completions of
-        # every frame read in one go leave in one frame (as ASP.NET's pipe does), not a write each.
-        self._outbox = Outbox(options.max_send_queue, options.max_send_queue_bytes)
-        self._flushing: asyncio.Task | None = None
-        self._goodbye: asyncio.Task | None = None  # `abort`'s Close, written after the frame in flight
-        self.uploads: dict[str, UploadStream] = {}
-        self.streams: dict[str, asyncio.Task] = {}
-        # Made when first needed: an idle hub holds tens of thousands of connections.
-        self._tasks: set[asyncio.Task] | None = None
-        self._cancel_on_close: set[asyncio.Task] | None = None
-        self.closed = Flag()
+        self.closed = Flag()  # the hub was told the connection is gone; its work is stopped
         self.accepting = True  # False while the server shuts down: new frames are dropped unanswered
-        self._receiving = 0
-        self._idle: asyncio.Event | None = None  # made by drain() when it has to wait: idle connections stay small
-        # Stateful reconnect: set by the endpoint when the client negotiated it on a transport that
-        # can carry it; the pipe exists once the handshake asked for version 2.
-        self.allow_stateful = False
-        self.pipe: StatefulPipe | None = None
         self._receive_lock = asyncio.Lock()  # frames are applied one at a time, even across a resume
-        self.open_streams = 0  # stream invocations running (the dispatcher counts them)
-        self._upload_budget: UploadBudget | None = None
-        self.pending = 0  # invocations whose Completion is not queued yet (deferred ones)
-        self._completed: asyncio.Event | None = None  # made when reading has to wait for `pending` to fall
-        self.stalled = False  # the server stopped reading this client (too many pending invocations)
+        self._receiving = 0
+        self._idle: asyncio.Event | None = None  # made by drain() when it has to wait
+        self._ending: asyncio.Task | None = None  # `end`'s work, once it started
+        self._told = False  # the hub was told the connection is there (dispatcher.connected)
+        # Made when first needed: an idle hub holds tens of thousands of connections.
+        self._inflight: InFlight | None = None
 
-    # --- incoming ------------------------------------------------------------------------------
+    @property
+    def transport(self) -> Transport:
+        """The transport carrying the connection now (a stateful resume replaces it)."""
+        return self.writer.transport
+
+    @property
+    def last_sent(self) -> float:
+        return self.writer.last_sent
+
+    @property
+    def state(self) -> State:
+        return self.session.state
+
+    @property
+    def protocol(self) -> HubProtocol | None:
+        return self.session.protocol
+
+    @property
+    def allow_stateful(self) -> bool:
+        """Set by the endpoint when the client negotiated stateful reconnect on a transport that
+        can carry it; the handshake then makes the session's MessageBuffer if it asks for version 2."""
+        return self.session.allow_stateful
+
+    @allow_stateful.setter
+    def allow_stateful(self, allowed: bool) -> None:
+        self.session.allow_stateful = allowed
+
+    @property
+    def pipe(self) -> MessageBuffer | None:
+        """The stateful-reconnect buffer; None when this connection cannot be resumed."""
+        return self.session.buffer
+
+    @property
+    def detached(self) -> bool:
+        """Stateful and waiting for the client to come back on a new transport."""
+        return self.session.detached
+
+    @property
+    def inflight(self) -> InFlight:
+        """The work running beside the receive loop (made by the first Job or stream)."""
+        if self._inflight is None:
+            self._inflight = InFlight(self.options.max_invocations, self.options.max_streams)
+        return self._inflight
+
+    @property
+    def streams(self) -> ConnectionStreams:
+        return self.inflight.streams
+
+    @property
+    def stalled(self) -> bool:
+        """The server stopped reading this client (too many invocations in flight)."""
+        return self._inflight is not None and self._inflight.stalled
+
+    # --- incoming ---------------------------------------------------------------------------------
 
     async def receive(self, data: bytes | str, via: Transport | None = None) -> None:
         """One frame from the transport (`via`: which one; frames from a transport a resume
         replaced are dropped, the client re-sends them). Protocol errors close this connection only."""
-        if self.state is State.CLOSED or not self.accepting:
+        state = self.session.state
+        if (state is not State.CONNECTED and state is not State.HANDSHAKE) or not self.accepting:
             return
         self.last_received = time.monotonic()
         self._receiving += 1
@@ -179,308 +181,155 @@ class HubConnection:
                 self._idle.set()
 
     async def _receive(self, data: bytes | str) -> None:
-        if self.state is State.HANDSHAKE:
-            data = await self._receive_handshake(data)
-            if not data:
-                return
-        assert self._reader is not None
+        session = self.session
+        handshaking = session.state is State.HANDSHAKE
         try:
-            messages = self._reader.feed(data)
+            messages = session.receive(data)
+        except HandshakeError as exc:
+            log.info("connection %s: handshake failed: %s", self.log_id, exc)
+            await _ended(self.end(CloseReason.ERROR, Close(error=str(exc))))
+            return
         except ProtocolError as exc:
             log.info("connection %s: protocol error: %s", self.log_id, exc)
             # The size error is shown as is (its text is what users search for); others say why.
             text = str(exc) if isinstance(exc, MessageTooLarge) else f"Connection closed with an error. {exc}"
-            await self.close(error=text)
+            await _ended(self.end(CloseReason.ERROR, Close(error=text)))
             return
-        pipe = self.pipe
-        for message in messages:
-            if self.state is State.CLOSED:
+        if handshaking and session.state is State.CONNECTED:
+            await self.writer.flush()  # the handshake reply, in a frame of its own
+            if session.state is not State.CONNECTED:
                 return
-            if pipe is not None and not pipe.should_process(message):
-                continue  # a duplicate, or anything before the client's Sequence after a resume
-            if message.type == INVOCATION and self.pending >= self.options.max_invocations:
-                await self._wait_for_completions()
-                if self.state is State.CLOSED:
+            self._told = True
+            self.dispatcher.connected(self)
+        for message in messages:
+            if session.state is not State.CONNECTED:
+                return
+            if message.type == INVOCATION and self._inflight is not None and self._inflight.full:
+                await self._inflight.wait_for_room(self._connected)
+                self.last_received = time.monotonic()  # the client timeout restarts from here
+                if session.state is not State.CONNECTED:
                     return
             await self._handle(message)
-
-    async def _wait_for_completions(self) -> None:
-        """Back-pressure: read nothing more until an invocation in flight completes. The client
-        timeout does not run meanwhile (the server is the one not reading)."""
-        self.stalled = True
-        try:
-            while self.pending >= self.options.max_invocations and self.state is not State.CLOSED:
-                if self._completed is None:
-                    self._completed = asyncio.Event()
-                self._completed.clear()
-                await self._completed.wait()
-        finally:
-            self.stalled = False
-            self.last_received = time.monotonic()
-
-    @property
-    def upload_budget(self) -> UploadBudget:
-        """Unread items of all this connection's upload streams (made by the first upload)."""
-        if self._upload_budget is None:
-            self._upload_budget = UploadBudget()
-        return self._upload_budget
-
-    def invocation_pending(self, task: asyncio.Task) -> None:
-        """The dispatcher deferred an invocation's Completion to `task`."""
-        self.pending += 1
-        task.add_done_callback(self._invocation_settled)
-
-    def _invocation_settled(self, _task: asyncio.Task) -> None:
-        self.pending -= 1
-        if self._completed is not None:
-            self._completed.set()
-
-    async def _receive_handshake(self, data: bytes | str) -> bytes:
-        try:
-            request = self._handshake.feed(data)
-            if request is None:
-                return b""
-            self.protocol = select_protocol(request, PROTOCOLS, self.transport.transfer_formats)
-        except HandshakeError as exc:
-            log.info("connection %s: handshake failed: %s", self.log_id, exc)
-            await self._send_raw(handshake_response(str(exc)))
-            await self._terminate()
-            return b""
-        self._reader = self.protocol.reader(self.options.max_message_size, self.dispatcher.binders(self.protocol.name))
-        if request.version >= 2 and self.allow_stateful:
-            self.pipe = StatefulPipe(self.protocol, self.transport, self.options.stateful_buffer_size)
-        self.state = State.CONNECTED
-        # Its own frame: several clients broke on a handshake reply glued to the next message. In a
-        # binary frame once a binary protocol is chosen, as ASP.NET: a MessagePack client may read
-        # binary frames only.
-        reply = handshake_response()
-        await self._send_raw(reply.encode() if self.protocol.transfer_format is TransferFormat.BINARY else reply)
-        self.dispatcher.connected(self)
-        return self._handshake.remaining
+        if session.buffer is not None and session.writable:  # an Ack made room in the replay buffer
+            self.writer.flush_soon()
 
     async def _handle(self, message: HubMessage) -> None:
         kind = message.type
+        dispatcher = self.dispatcher
         if kind == INVOCATION:
-            await self.dispatcher.invoke(self, message)  # type: ignore[arg-type]
+            job = await dispatcher.invoke(self, message)  # type: ignore[arg-type]
         elif kind == STREAM_ITEM:
-            await self.dispatcher.stream_item(self, message)  # type: ignore[arg-type]
+            await dispatcher.stream_item(self, message)  # type: ignore[arg-type]
+            return
         elif kind == COMPLETION:
-            await self.dispatcher.stream_complete(self, message)  # type: ignore[arg-type]
+            dispatcher.stream_complete(self, message)  # type: ignore[arg-type]
+            return
         elif kind == STREAM_INVOCATION:
-            await self.dispatcher.stream_invoke(self, message)  # type: ignore[arg-type]
+            job = await dispatcher.stream_invoke(self, message)  # type: ignore[arg-type]
         elif kind == CANCEL_INVOCATION:
-            self.dispatcher.cancel(self, message)  # type: ignore[arg-type]
-        elif kind == PING:
-            pass
+            dispatcher.cancel(self, message)  # type: ignore[arg-type]
+            return
         elif kind == CLOSE:
-            await self._terminate()
-        elif kind == ACK:
-            if self.pipe is not None:  # only meaningful under stateful reconnect
-                self.pipe.ack(message.sequence_id)  # type: ignore[union-attr]
-        elif kind == SEQUENCE:
-            if self.pipe is not None:
-                try:
-                    self.pipe.reset_sequence(message.sequence_id)  # type: ignore[union-attr]
-                except ProtocolError as exc:
-                    await self.close(error=f"Connection closed with an error. {exc}")
+            await _ended(self.end(CloseReason.NORMAL))
+            return
+        else:
+            return  # a Ping; Acks and Sequences were applied by the session
+        if job is not None:
+            self.inflight.run(job)
 
-    # --- outgoing ------------------------------------------------------------------------------
+    def _connected(self) -> bool:
+        return self.session.state is State.CONNECTED
+
+    # --- outgoing ---------------------------------------------------------------------------------
 
     async def send(self, message: HubMessage, *, backpressure: bool = False) -> None:
-        """Queue `message` for the client (outbox.py). `backpressure`: the caller can wait (a stream
-        producer, running beside the receive path): wait while the queue is over half full, and
-        under stateful reconnect while the replay buffer is full. Never from the receive path,
-        where the client's Ack that makes room arrives: there the bounded queue closes a client
-        that lets too much pile up."""
-        if self.state is not State.CONNECTED:
+        """Queue a reply. `backpressure`: the caller can wait (a stream producer, beside the receive
+        path): wait while the outbox is over half full, and under stateful reconnect let it be held
+        back while the replay buffer is full. Never from the receive path, where the Ack that makes
+        room arrives: there the bounded outbox closes a client that lets too much pile up."""
+        session = self.session
+        if session.state is not State.CONNECTED:
             return
-        assert self.protocol is not None
+        protocol = session.protocol
+        assert protocol is not None
         try:
-            data = self.protocol.encode(message)
+            data = protocol.encode(message)
         except (TypeError, ValueError, OverflowError) as exc:
             # A hub result the protocol cannot carry: the caller gets an error, not a dead connection.
             if not isinstance(message, Completion) or message.error is not None:
                 raise
             log.error("connection %s: cannot encode result of %s: %s", self.log_id, message.invocation_id, exc)
-            data = self.protocol.encode(
+            data = protocol.encode(
                 Completion.with_error(message.invocation_id, "An unexpected error occurred: the result could not be serialized.")
             )
-        if backpressure and not self._outbox.has_room:
-            await self._outbox.wait_for_room()
-            if self.state is not State.CONNECTED:
+        if backpressure and not session.has_room:
+            await self.writer.wait_for_room()
+            if session.state is not State.CONNECTED:
                 return
-        self._queue(Queued(message, data, 1, backpressure))
-
-    def _queue(self, item: Queued) -> bool:
-        """Into the outbox, or, past its bounds, the client has fallen behind and is closed."""
-        pipe = self.pipe
-        # Under stateful reconnect, what was sent but not yet acknowledged is kept for a replay:
-        # it counts against the byte bound too (a client that reads but never acks).
-        if not self._outbox.fits(item.count, len(item.data)) or (
-            pipe is not None and pipe.buffered_bytes > self._outbox.max_bytes
-        ):
-            self.abort(_fell_behind(self.options))
-            return False
-        self._outbox.put(item)
-        if self._flushing is None:
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
-        return True
-
-    async def _flush_soon(self) -> None:
         try:
-            await self._flush()
-        finally:
-            self._flushing = None
-
-    async def _flush(self) -> None:
-        """Write what was queued, in order: without stateful reconnect in as few frames as it takes
-        (the Completions of every frame read in one go leave in one frame, as ASP.NET's pipe does);
-        with it, one numbered message at a time through the pipe."""
-        while self._outbox and self.state is not State.CLOSED:
-            batch = self._outbox.take()
-            try:
-                if self.pipe is None:
-                    first = batch[0].data
-                    await self._send_raw(first if len(batch) == 1 else first[:0].join(item.data for item in batch))
-                else:
-                    for item in batch:
-                        assert item.message is not None
-                        await self.pipe.send(item.message, item.data, wait=item.wait)
-                        self.last_sent = time.monotonic()
-            finally:
-                self._outbox.written(batch)
-
-    async def _flush_all(self) -> None:
-        """What the running flush is writing, then the rest: one writer at a time keeps the order."""
-        flushing = self._flushing
-        if flushing is not None:
-            await asyncio.wait((flushing,))  # neither its error nor its cancellation is ours
-        await self._flush()
-
-    async def _send_raw(self, data: str | bytes) -> None:
-        async with self._send_lock:
-            try:
-                await self.transport.send(data)
-            except (ConnectionError, RuntimeError, OSError) as exc:
-                log.debug("connection %s: send failed: %s", self.log_id, exc)
-                self.state = State.CLOSED
-                return
-            self.last_sent = time.monotonic()
-
-    async def ping(self) -> None:
-        await self.send(PING_MESSAGE)
-
-    # --- server-initiated messages: queued, never awaited ----------------------------------------
+            session.queue(message, data, wait=backpressure)
+        except FellBehind as behind:
+            self.abort(str(behind), CloseReason.FELL_BEHIND)
+            return
+        self.writer.flush_soon()
 
     def post(self, message: HubMessage, data: str | bytes | None = None) -> bool:
-        """Queue `message` (`data`: already encoded with this connection's protocol) without waiting,
-        for server-to-client invocations (groups.py): a writer's fan-out must never wait for a
-        reader. The outbox is bounded (`--max-send-queue`, `--max-send-queue-bytes`); a client that
-        lets more pile up has fallen behind and is closed with a Close saying so. False when the
-        message was not queued (not connected, or closed now)."""
+        """Queue `message` (`data`: already encoded) without waiting, for server-to-client messages:
+        a writer's fan-out must never wait for a reader. A client that lets more than the outbox
+        holds pile up has fallen behind and is closed (`abort`). False when it was not queued."""
         if data is None:
-            if self.protocol is None:
+            protocol = self.session.protocol
+            if protocol is None:
                 return False
-            data = self.protocol.encode(message)
+            data = protocol.encode(message)
         return self.post_batch((message,), (data,), data)
 
-    def post_batch(
-        self, messages: Sequence[HubMessage], encoded: Sequence[str | bytes], joined: str | bytes
-    ) -> bool:
+    def post_batch(self, messages: Sequence[HubMessage], encoded: Sequence[str | bytes], joined: str | bytes) -> bool:
         """`post` for several messages at once (a fan-out's hot path: one call per connection per
         batch): `encoded` holds each one's record, `joined` all of them in order."""
-        if self.state is not State.CONNECTED or self.protocol is None:
-            return False
-        if self.pipe is None:
-            return self._queue(Queued(None, joined, len(messages), False))
-        # Stateful: each message on its own, numbered by the pipe and kept for a replay; they wait
-        # for the client's Acks when the replay buffer is full (and so fill the outbox).
-        for message, data in zip(messages, encoded):
-            if not self._queue(Queued(message, data, 1, True)):
+        try:
+            if not self.session.post_batch(messages, encoded, joined):
                 return False
+        except FellBehind as behind:
+            self.abort(str(behind), CloseReason.FELL_BEHIND)
+            return False
+        self.writer.flush_soon()
         return True
 
-    def abort(self, error: str) -> None:
-        """Close now, without waiting: what is queued is dropped, the connection is gone at once (it
-        leaves its groups, its streams stop), and a Close carrying `error` follows the frame being
-        written, if any. A client that does not read gets it when it reads again; the transport is
-        ended within GOODBYE_TIMEOUT whether or not it could be written."""
-        if self.state is State.CLOSED or self.protocol is None:
-            return
-        log.info("connection %s: closed: %s", self.log_id, error)
-        close = self.protocol.encode(Close(error=error))
-        self._outbox.clear()
-        self.state = State.CLOSED  # from now on nothing is queued; the caller may be iterating a group
-        if self._flushing is not None:
-            self._flushing.cancel()  # it may be waiting for a client that does not read
-        self._goodbye = asyncio.get_running_loop().create_task(self._say_goodbye(self.transport, close))
-
-    async def goodbye_written(self) -> None:
-        """Returns once `abort`'s Close is written or given up (bounded: GOODBYE_TIMEOUT, twice)."""
-        if self._goodbye is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._goodbye)
-
-    async def _say_goodbye(self, transport: Transport, close: str | bytes) -> None:
-        self.gone(True)
-        async with self._send_lock:
-            with contextlib.suppress(ConnectionError, RuntimeError, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(transport.send(close), GOODBYE_TIMEOUT)
-        await transport.close()
-
-    # --- stateful reconnect ---------------------------------------------------------------------
-
-    @property
-    def detached(self) -> bool:
-        """Stateful and waiting for the client to come back on a new transport."""
-        return self.pipe is not None and not self.pipe.attached
+    # --- stateful reconnect -----------------------------------------------------------------------
 
     def transport_lost(self, transport: Transport) -> bool:
         """The endpoint says `transport` ended. True when the connection lives on (stateful: it waits
         for a resume, or a resume already replaced that transport); False when it is over."""
-        if self.pipe is None or self.state is not State.CONNECTED or self.closed.is_set():
+        session = self.session
+        if session.buffer is None or session.state is not State.CONNECTED or self.closed.is_set():
             return False
         if transport is self.transport:
-            self.pipe.detach(transport)
+            session.detach()
             log.info("connection %s: transport lost, kept for a stateful reconnect", self.log_id)
         return True
 
     async def resume(self, transport: Transport) -> None:
         """The client reconnected on `transport` (stateful reconnect): end the previous transport if
         it is still there, then send our Sequence and replay what the client has not acknowledged."""
-        assert self.pipe is not None and self.protocol is not None
-        previous, self.transport = self.transport, transport
-        # A record cut short on the old socket is re-sent whole by the client: start a fresh parser.
-        self._reader = self.protocol.reader(self.options.max_message_size, self.dispatcher.binders(self.protocol.name))
+        writer = self.writer
+        previous, writer.transport = writer.transport, transport
         self.last_received = time.monotonic()
         if previous is not transport:
-            self.pipe.detach(previous)
+            self.session.detach()
             await previous.close()
-        await self.pipe.attach(transport)
-        self.last_sent = time.monotonic()
+        first, replayed = self.session.resume()
+        log.debug("stateful reconnect: Sequence %d, replaying %d message(s)", first, replayed)
+        await writer.flush()
+        writer.last_sent = time.monotonic()
         log.info("connection %s: resumed (stateful reconnect)", self.log_id)
 
     async def send_ack(self) -> None:
-        if self.pipe is not None and self.state is State.CONNECTED:
-            await self.pipe.send_ack()
+        """Tell the client what was received since the last Ack (the keep-alive ticker asks)."""
+        if self.session.acknowledge():
+            await self.writer.flush()
 
-    # --- bookkeeping for the dispatcher --------------------------------------------------------
-
-    def track(
-        self, task: asyncio.Task, stream_invocation_id: str | None = None, *, cancel_on_close: bool = False
-    ) -> None:
-        if self._tasks is None:
-            self._tasks = set()
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if cancel_on_close or stream_invocation_id is not None:
-            if self._cancel_on_close is None:
-                self._cancel_on_close = set()
-            self._cancel_on_close.add(task)
-            task.add_done_callback(self._cancel_on_close.discard)
-        if stream_invocation_id is not None:
-            self.streams[stream_invocation_id] = task
-            task.add_done_callback(lambda _t: self.streams.pop(stream_invocation_id, None))
+    # --- work in flight ---------------------------------------------------------------------------
 
     async def drain(self, timeout: float) -> None:
         """Stop taking frames and wait (bounded) for in-flight work: the invocation being applied,
@@ -493,111 +342,98 @@ class HubConnection:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except asyncio.TimeoutError:
                 return
-        pending = [t for t in self._tasks or () if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        if self._inflight is not None:
+            await self._inflight.drain(deadline)
 
-    # --- ending ---------------------------------------------------------------------------------
+    # --- ending: one way, `end`; `close`, `abort` and `gone` say which kind --------------------------
 
-    async def close(self, error: str | None = None, allow_reconnect: bool = False) -> None:
-        """Say goodbye with a Close message, then end the transport."""
-        if self.state is State.CONNECTED:
-            await self.send(Close(error=error, allow_reconnect=allow_reconnect))
-        await self._terminate()
+    def end(
+        self, reason: CloseReason, message: Close | None = None, *, drop_queued: bool = False, transport_gone: bool = False
+    ) -> asyncio.Task | None:
+        """End this connection (see the module docstring for what may still happen then).
+        `message`: what to tell the client last (session.Session.close); None: nothing.
+        `drop_queued`: what waits is dropped, `message` follows the frame being written.
+        `transport_gone`: nothing can be written any more; the work stops now.
+        Returns the task finishing the end (await it to wait until the transport has ended), or
+        None when nothing is left to wait for."""
+        session = self.session
+        ending = self._ending
+        if ending is not None or session.state is State.CLOSED:
+            if transport_gone:
+                if session.state is not State.CLOSED:
+                    session.transport_ended()
+                self._release()
+            return ending
+        if transport_gone:
+            session.transport_ended(reason)
+            self._release()
+            return None
+        session.close(reason, message, drop_queued=drop_queued)
+        self.writer.wake()  # a producer waiting for room finds the connection ending
+        if self._inflight is not None:
+            self._inflight.wake()  # and so does a receive waiting for a Completion
+        if drop_queued:
+            self.writer.cancel()  # it may be waiting for a client that does not read
+        self._ending = asyncio.get_running_loop().create_task(self._finish(drop_queued))
+        return self._ending
 
-    async def _terminate(self) -> None:
-        if self.state is State.CLOSED and self.closed.is_set():
-            return
-        was_connected = self.state is State.CONNECTED or self.protocol is not None
-        # What was queued (a Close among it) goes out before the transport ends, unless the client
-        # does not read: then it is given up after GOODBYE_TIMEOUT.
+    async def _finish(self, drop_queued: bool) -> None:
+        if drop_queued:
+            self._release()  # a client that does not read: the hub stops sending to it now
         try:
-            await asyncio.wait_for(self._flush_all(), GOODBYE_TIMEOUT)
+            await asyncio.wait_for(self.writer.flush(), GOODBYE_TIMEOUT)
         except asyncio.TimeoutError:
-            log.info("connection %s: the client does not read; closing without its last messages", self.log_id)
-            if self._flushing is not None:
-                self._flushing.cancel()
-        self._outbox.clear()
-        self.state = State.CLOSED
+            if not drop_queued:
+                log.info("connection %s: the client does not read; closing without its last messages", self.log_id)
+            self.writer.cancel()
         await self.transport.close()
-        self.gone(was_connected)
+        if self.session.state is not State.CLOSED:
+            self.session.transport_ended()
+        self._release()
 
-    def gone(self, was_connected: bool | None = None) -> None:
-        """The transport is gone: stop this connection's work. Idempotent."""
+    def _release(self) -> None:
+        """Stop this connection's work and tell the hub it is gone, once."""
         if self.closed.is_set():
             return
-        self.state = State.CLOSED
         self.closed.set()
-        if self.pipe is not None:
-            self.pipe.close()
-        # Streams and uploads end with their connection; deferred Completions finish on their own
-        # (what they wrote stays written) and their sends are dropped.
-        for task in list(self._cancel_on_close or ()):
-            task.cancel()
-        if was_connected if was_connected is not None else self.protocol is not None:
+        self.writer.wake()
+        if self._inflight is not None:
+            self._inflight.wake()
+            self._inflight.cancel_streams()
+        if self._told:
             self.dispatcher.disconnected(self)
 
+    async def close(self, error: str | None = None, allow_reconnect: bool = False, *, reason: CloseReason | None = None) -> None:
+        """End after what is queued, telling a connected client with a Close carrying `error`;
+        returns once the transport has ended. `reason` defaults to shutdown when the client may
+        reconnect, else error when there is one, else normal."""
+        if reason is None:
+            reason = CloseReason.SHUTDOWN if allow_reconnect else CloseReason.ERROR if error else CloseReason.NORMAL
+        message = Close(error=error, allow_reconnect=allow_reconnect) if self.session.state is State.CONNECTED else None
+        await _ended(self.end(reason, message))
 
-def _fell_behind(options: SignalROptions) -> str:
-    return (
-        f"Connection closed with an error. The client fell behind: more than {options.max_send_queue} messages "
-        f"or {options.max_send_queue_bytes} bytes were waiting to be sent to it (--max-send-queue, "
-        "--max-send-queue-bytes). Reconnect and subscribe again."
-    )
+    def abort(self, error: str, reason: CloseReason = CloseReason.ERROR) -> None:
+        """End now, without waiting: what is queued is dropped, the connection is gone at once (it
+        leaves its groups, its streams stop), and a Close carrying `error` follows the frame being
+        written, if any. A client that does not read gets it when it reads again; the transport is
+        ended within GOODBYE_TIMEOUT whether or not it could be written."""
+        if self.session.state is not State.CONNECTED:
+            return
+        log.info("connection %s: closed: %s", self.log_id, error)
+        self.end(reason, Close(error=error), drop_queued=True)
 
+    async def goodbye_written(self) -> None:
+        """Returns once the end under way has written its goodbye and ended the transport, or given
+        up (bounded: GOODBYE_TIMEOUT, twice)."""
+        ending = self._ending
+        if ending is not None and not ending.done():
+            await asyncio.wait((ending,))  # neither its error nor its cancellation is ours
 
-class KeepAlive:
-    """One ticker for every connection: pings after `keepalive_interval` of silence, closes a
-    connection whose client said nothing for `client_timeout`, and fails a handshake that did not
-    arrive within `handshake_timeout`."""
-
-    def __init__(self, options: SignalROptions):
-        self.options = options
-        self.connections: set[HubConnection] = set()
-        self._task: asyncio.Task | None = None
-        intervals = [options.keepalive_interval, options.client_timeout, options.handshake_timeout]
-        self.period = max(0.05, min(1.0, min(intervals) / 4))
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._tick())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _tick(self) -> None:
-        o = self.options
-        while True:
-            await asyncio.sleep(self.period)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                if conn.pipe is not None:
-                    if conn.detached:
-                        continue  # no pings, no client timeout: the endpoint's disconnect timeout applies
-                    if conn.pipe.ack_due() is not None:  # about once a second, as ASP.NET
-                        asyncio.ensure_future(conn.send_ack())
-                if conn.state is State.HANDSHAKE and now - conn.created >= o.handshake_timeout:
-                    asyncio.ensure_future(_fail_handshake(conn))
-                elif conn.state is State.CONNECTED and not conn.transport.inherent_keepalive:
-                    if conn.stalled:
-                        pass  # the server is the one not reading: no client timeout
-                    elif conn.last_received is not None and now - conn.last_received >= o.client_timeout:
-                        asyncio.ensure_future(
-                            conn.close(error="Connection closed with an error. The client timed out: nothing "
-                                       f"received for {o.client_timeout:g} s.")
-                        )
-                    elif now - conn.last_sent >= o.keepalive_interval:
-                        conn.post(PING_MESSAGE)  # queued: no task a ping (thousands of idle connections)
+    def gone(self, reason: CloseReason = CloseReason.NORMAL) -> None:
+        """The transport is gone (the endpoint says so): stop this connection's work. Idempotent."""
+        self.end(reason, transport_gone=True)
 
 
-async def _fail_handshake(conn: HubConnection) -> None:
-    if conn.state is not State.HANDSHAKE:
-        return
-    log.info("connection %s: handshake timed out", conn.log_id)
-    conn.state = State.CLOSED
-    await conn._send_raw(handshake_response("Handshake was canceled."))
-    await conn._terminate()
+async def _ended(ending: asyncio.Task | None) -> None:
+    if ending is not None:
+        await ending

@@ -20,8 +20,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .connection import HubConnection
-from .connection import KeepAlive
-from .connection import SignalROptions
+from .keepalive import KeepAlive
+from .options import SignalROptions
 from .connections import ConnectionRegistry, ConnectionSlots, NegotiatedConnection
 from .dispatcher import HubDispatcher
 from .hub import Hub

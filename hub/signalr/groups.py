@@ -7,19 +7,18 @@ named sets of connections (ASP.NET's `Groups.AddToGroupAsync`), keyed by any str
 a connection leaves every group it is in when it goes.
 
 Sending never waits: each message is encoded once per protocol and queued on each connection
-(`HubConnection.post`), whose bounded send queue closes a client that falls too far behind
+(`ConnectionContext.post_batch`), whose bounded outbox closes a client that falls too far behind
 (`--max-send-queue`). So a hub fanning out a writer's data never waits for a slow reader, and what
 waits for one reader is bounded. Nothing here knows what the hub sends.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
+from .close_reason import CloseReason
+from .context import ConnectionContext
 from .messages import Invocation
-
-if TYPE_CHECKING:
-    from .connection import HubConnection
 
 _EMPTY: frozenset[str] = frozenset()
 
@@ -86,15 +85,15 @@ class HubClients:
     """The connections of one hub endpoint (those past their handshake), and its groups."""
 
     def __init__(self) -> None:
-        self._connections: dict[str, "HubConnection"] = {}
+        self._connections: dict[str, ConnectionContext] = {}
         self.groups = Groups()
 
     # --- called by the dispatcher as connections come and go ------------------------------------
 
-    def connected(self, conn: "HubConnection") -> None:
+    def connected(self, conn: ConnectionContext) -> None:
         self._connections[conn.connection_id] = conn
 
-    def disconnected(self, conn: "HubConnection") -> None:
+    def disconnected(self, conn: ConnectionContext) -> None:
         if self._connections.get(conn.connection_id) is conn:
             del self._connections[conn.connection_id]
         self.groups.leave_all(conn.connection_id)
@@ -144,11 +143,11 @@ class HubClients:
                 sent += 1
         return sent
 
-    def close(self, connection_id: str, error: str) -> bool:
+    def close(self, connection_id: str, error: str, reason: CloseReason = CloseReason.ERROR) -> bool:
         """Close a connection now with a Close message carrying `error` (what was queued for it is
         dropped); False when it is not connected."""
         conn = self._connections.get(connection_id)
         if conn is None:
             return False
-        conn.abort(error)
+        conn.abort(error, reason)
         return True

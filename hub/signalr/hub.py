@@ -1,4 +1,5 @@
-"""What a hub is to the SignalR layer: a set of named methods, and the errors callers may see.
+"""What a hub is to the SignalR layer: a set of named methods (who calls one, and the error whose
+text the caller sees, are in call.py).
 
 A hub method is `async def name(self, call: CallContext, *args)`. It may:
 - return a value (sent as the Completion's result; None is `"result": null`);
@@ -8,9 +9,10 @@ A hub method is `async def name(self, call: CallContext, *args)`. It may:
 - be an async generator (a server-to-client stream, invoked with StreamInvocation);
 - take `AsyncIterator` parameters (client-to-server streams), named in `@hub_method(streams=...)`;
 - bind its arguments at decode time for a protocol (`@hub_method(binders={"messagepack": bind})`,
-  ASP.NET's IInvocationBinder): `bind(raw)` gets the encoded arguments array of an Invocation and
-  returns the argument list, or None to have them decoded the usual way. A hub uses it to decode
-  straight into its own types; whatever it returns must be what the method would have accepted.
+  ASP.NET's IInvocationBinder; `ArgumentBinder`, protocols/base.py): `bind(raw)` gets the encoded
+  arguments array of an Invocation and returns the argument list, or None to have them decoded the
+  usual way. A hub uses it to decode straight into its own types; whatever it returns must be what
+  the method would have accepted.
 
 Server to client: `self.clients` (groups.py) calls client methods on one connection or a group.
 """
@@ -20,14 +22,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
+from typing import Any, Awaitable, Callable, ClassVar
 
-if TYPE_CHECKING:
-    from .groups import HubClients
-
-
-class HubError(Exception):
-    """An error whose message the caller should see (ASP.NET's HubException)."""
+from .call import CallContext
+from .groups import HubClients
+from .protocols.base import ArgumentBinder
 
 
 @dataclass(slots=True)
@@ -39,19 +38,6 @@ class Deferred:
 
     awaitable: Awaitable[Any]
     void: bool = False
-
-
-@dataclass(slots=True)
-class CallContext:
-    """Who is calling: the connection and what authentication said of it."""
-
-    connection_id: str
-    user: str | None = None
-    items: dict[str, Any] = field(default_factory=dict)
-
-
-#: Encoded arguments array (one protocol's bytes) -> the argument list, or None: decode as usual.
-ArgumentBinder = Callable[[bytes], "list[Any] | None"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,13 +64,13 @@ def hub_method(
 
 
 class Hub:
-    #: Exceptions whose text is shown to the caller (besides HubError), e.g. a domain's validation
+    #: Exceptions whose text is shown to the caller (besides call.HubError), e.g. a domain's validation
     #: error. Anything else is logged and shown as a bare "An unexpected error occurred".
     user_errors: ClassVar[tuple[type[Exception], ...]] = ()
 
     #: The hub's handle on its clients, set when an endpoint binds the hub (HubDispatcher): call
     #: client methods on a connection (`call.connection_id`) or a group, and manage groups.
-    clients: "HubClients"
+    clients: HubClients
 
     def on_connected(self, call: CallContext) -> None:
         """A connection finished its handshake."""

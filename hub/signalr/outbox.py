@@ -1,19 +1,21 @@
 """What waits to be written to one client: a queue bounded by messages and by encoded bytes.
 
-Sans-I/O: the connection puts encoded messages in and takes them out to write; this only counts.
-Everything the server sends a client goes through it: Completions, stream items, server-to-client
-invocations, pings, the Close. A message counts from when it is queued until its write returned, so
-a client that stops reading (its transport's write waits) makes the queue grow.
+Sans-I/O: the session (session.py) puts encoded messages in and takes them out to be written; this
+only counts. Everything the server sends a client goes through it: Completions, stream items,
+server-to-client invocations, pings. A message counts from when it is queued until its write
+returned (`written`), so a client that stops reading (its transport's write waits) makes the queue
+grow.
 
-At the bound (`fits` is False) the client has fallen behind: the connection closes it. One message
-larger than the byte bound still fits into an empty queue, so no single message is undeliverable.
-Producers that can wait (stream items) wait for `has_room`, below half of either bound, before they
-queue more; those that cannot (a Completion on the receive path, a fan-out) queue or trip the bound.
+At the bound (`fits` is False) the client has fallen behind: putting more raises `FellBehind`,
+carrying the text of the Close the connection ends with (what waits is dropped, the Close follows
+the frame being written). One message larger than the byte bound still fits into an empty queue,
+so no single message is undeliverable. Producers that can wait (stream items) wait while the queue
+is at least half full (`has_room`); those that cannot (a Completion on the receive path, a fan-out)
+queue or trip the bound.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import NamedTuple
 
@@ -24,11 +26,15 @@ class Queued(NamedTuple):
     message: HubMessage | None  # None: several messages joined (`count` of them), never numbered
     data: str | bytes
     count: int
-    wait: bool  # under stateful reconnect: wait for the client's Acks to make room in the replay buffer
+    wait: bool  # under stateful reconnect: held back while the replay buffer is full
+
+
+class FellBehind(Exception):
+    """More waited for the client than the outbox holds; str(self) is the Close message's error."""
 
 
 class Outbox:
-    __slots__ = ("max_messages", "max_bytes", "_items", "messages", "bytes", "_room")
+    __slots__ = ("max_messages", "max_bytes", "_items", "messages", "bytes")
 
     def __init__(self, max_messages: int, max_bytes: int):
         self.max_messages = max_messages
@@ -36,7 +42,6 @@ class Outbox:
         self._items: deque[Queued] = deque()
         self.messages = 0  # queued or being written
         self.bytes = 0
-        self._room: asyncio.Event | None = None  # made by the first producer that has to wait
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -47,9 +52,26 @@ class Outbox:
         return self.messages + count <= self.max_messages and self.bytes + size <= self.max_bytes
 
     def put(self, item: Queued) -> None:
+        """Queue `item`; raises FellBehind when it does not fit."""
+        size = len(item.data)
+        if not self.fits(item.count, size):
+            raise self.fell_behind()
+        self._items.append(item)
+        self.messages += item.count
+        self.bytes += size
+
+    def put_last(self, item: Queued) -> None:
+        """Queue the connection's goodbye, whatever the bounds: nothing is queued after it."""
         self._items.append(item)
         self.messages += item.count
         self.bytes += len(item.data)
+
+    def fell_behind(self) -> FellBehind:
+        return FellBehind(
+            f"Connection closed with an error. The client fell behind: more than {self.max_messages} messages "
+            f"or {self.max_bytes} bytes were waiting to be sent to it (--max-send-queue, "
+            "--max-send-queue-bytes). Reconnect and subscribe again."
+        )
 
     def take(self) -> list[Queued]:
         """Everything queued, to write in order; it still counts until `written`."""
@@ -57,28 +79,24 @@ class Outbox:
         self._items.clear()
         return items
 
+    def first(self) -> Queued:
+        return self._items[0]
+
+    def take_first(self) -> Queued:
+        """The oldest item, to write; it still counts until `written`."""
+        return self._items.popleft()
+
     def written(self, items: list[Queued]) -> None:
         for item in items:
             self.messages -= item.count
             self.bytes -= len(item.data)
-        if self._room is not None and self.has_room:
-            self._room.set()
 
     def clear(self) -> None:
-        """The connection is over: drop what waits, release waiting producers."""
+        """The connection is over, or its client fell behind: drop what waits."""
         self._items.clear()
         self.messages = 0
         self.bytes = 0
-        if self._room is not None:
-            self._room.set()
 
     @property
     def has_room(self) -> bool:
         return self.messages < self.max_messages // 2 + 1 and self.bytes < self.max_bytes // 2 + 1
-
-    async def wait_for_room(self) -> None:
-        while not self.has_room:
-            if self._room is None:
-                self._room = asyncio.Event()
-            self._room.clear()
-            await self._room.wait()

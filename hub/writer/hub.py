@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any, AsyncIterator
 
 from ..ratelimit import RateLimiter
-from ..signalr.hub import CallContext, Deferred, Hub, HubError, hub_method
+from ..signalr.call import CallContext, HubError
+from ..signalr.hub import Deferred, Hub, hub_method
 from ..streams.event_follower import FellBehind
 from ..streams.service import StreamService
 from ..streams.store.base import StoreUnavailable

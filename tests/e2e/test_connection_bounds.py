@@ -9,12 +9,11 @@ import json
 import socket
 
 import httpx
-import msgpack
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .support import RS, RawConnection, make_events, negotiate
+from .support import RS, RawConnection, make_events
 
 pytestmark = pytest.mark.e2e
 

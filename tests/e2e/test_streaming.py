@@ -14,7 +14,7 @@ from pysignalr.client import SignalRClient
 from pysignalr.messages import CompletionMessage, InvocationClientStreamMessage, StreamItemMessage
 from pysignalr.protocol.messagepack import MessagepackProtocol
 
-from .support import BASE_TS, RawConnection, make_events
+from .support import BASE_TS, make_events
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,11 @@ from typing import Any
 
 from hub.reader.group_fanout import parameter_payload
 from hub.reader.hub import ReaderHub
-from hub.signalr.connection import HubConnection, SignalROptions
+from hub.signalr.call import CallContext
+from hub.signalr.connection import HubConnection
 from hub.signalr.dispatcher import HubDispatcher
-from hub.signalr.hub import CallContext, Hub, hub_method
+from hub.signalr.hub import Hub, hub_method
+from hub.signalr.options import SignalROptions
 from hub.streams.models import ParameterData
 from hub.streams.service import StreamService
 from hub.streams.store.memory import MemoryStore

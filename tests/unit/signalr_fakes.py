@@ -8,9 +8,10 @@ import asyncio
 import json
 from typing import Any
 
-from hub.signalr.connection import HubConnection, SignalROptions
+from hub.signalr.connection import HubConnection
 from hub.signalr.dispatcher import HubDispatcher
 from hub.signalr.hub import Hub
+from hub.signalr.options import SignalROptions
 from hub.signalr.protocols.base import TransferFormat
 from hub.signalr.transports.base import Transport
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub.signalr.connection import KeepAlive, SignalROptions
-from hub.signalr.hub import CallContext, Deferred, Hub, hub_method
-from hub.signalr.messages import PING_MESSAGE
+from hub.signalr.call import CallContext
+from hub.signalr.hub import Deferred, Hub, hub_method
+from hub.signalr.keepalive import KeepAlive
+from hub.signalr.messages import PING_MESSAGE, Completion
+from hub.signalr.options import SignalROptions
 from hub.signalr.outbox import Outbox, Queued
 
 from signalr_fakes import completions, connect, frame
@@ -41,11 +43,27 @@ async def test_a_producer_waits_for_room_and_is_released_when_the_queue_drains()
     for _ in range(3):
         box.put(item(1))
     assert not box.has_room
-    waiter = asyncio.ensure_future(box.wait_for_room())
-    await asyncio.sleep(0)
-    assert not waiter.done()
     box.written(box.take())
+    assert box.has_room
+    # Through a connection: a stream producer (backpressure) waits while its client does not read.
+    conn, transport = await connect(Hub(), options=SignalROptions(max_send_queue=4))
+    reading = asyncio.Event()
+    write = transport.send
+
+    async def blocked(data: str | bytes) -> None:
+        await reading.wait()
+        await write(data)
+
+    transport.send = blocked  # type: ignore[method-assign]
+    for i in range(3):
+        await conn.send(Completion.with_result(str(i), i), backpressure=True)
+    waiter = asyncio.ensure_future(conn.send(Completion.with_result("3", 3), backpressure=True))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    reading.set()
     await asyncio.wait_for(waiter, 1)
+    await transport.wait_for(lambda r: all(completions(r, str(i)) for i in range(4)))
+    conn.gone()
 
 
 class SlowHub(Hub):
@@ -75,7 +93,7 @@ async def test_past_max_invocations_the_connection_stops_reading_until_one_compl
     async with asyncio.timeout(2):
         while len(hub.applied) < 2 or not conn.stalled:
             await asyncio.sleep(0.01)
-    assert hub.applied == [0, 1] and not reading.done() and conn.pending == 2
+    assert hub.applied == [0, 1] and not reading.done() and conn.inflight.pending == 2
     # The client timeout does not run while the hub is the one not reading.
     keepalive = KeepAlive(options)
     keepalive.connections.add(conn)

@@ -8,8 +8,9 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from hub.signalr.dispatcher import UPLOAD_QUEUE_SIZE
-from hub.signalr.hub import CallContext, Hub, HubError, hub_method
+from hub.signalr.call import CallContext, HubError
+from hub.signalr.hub import Hub, hub_method
+from hub.signalr.streaming import UPLOAD_QUEUE_SIZE
 
 from signalr_fakes import completions, connect, frame, items_of
 
@@ -92,7 +93,7 @@ async def test_upload_items_then_completion_completes_the_invocation(setup) -> N
     await conn.receive(frame({"type": 3, "invocationId": "s"}))
     records = await transport.wait_for(lambda r: completions(r, "1"))
     assert completions(records, "1") == [{"type": 3, "invocationId": "1", "result": ["x1", "x2"]}]
-    assert "s" not in conn.uploads
+    assert "s" not in conn.streams.uploads
 
 
 async def test_other_invocations_run_while_an_upload_is_open(setup) -> None:
@@ -135,7 +136,7 @@ async def test_stream_count_mismatch_uses_the_aspnet_text(setup, target, stream_
     await conn.receive(frame({"type": 1, "invocationId": "1", "target": target, "arguments": args, "streamIds": stream_ids}))
     records = await transport.wait_for(lambda r: completions(r, "1"))
     assert completions(records, "1")[0]["error"] == f"An unexpected error occurred invoking '{target}' on the server. {text}"
-    assert conn.uploads == {}
+    assert conn.streams.uploads == {}
 
 
 async def test_stream_id_already_in_use_is_refused(setup) -> None:
@@ -225,7 +226,7 @@ async def test_cancel_invocation_stops_the_generator_and_ends_with_a_plain_compl
     count = len(items_of(records, "1"))
     await asyncio.sleep(0.02)
     assert len(items_of(transport.records(), "1")) == count  # nothing after the Completion
-    assert "1" not in conn.streams
+    assert "1" not in conn.streams.running
 
 
 async def test_the_connection_ending_stops_its_streams(setup) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from hub.signalr.connection import SignalROptions
+from hub.signalr.options import SignalROptions
 from hub.signalr.connections import ConnectionSlots
 from hub.signalr.endpoint import HubEndpoint
 from hub.signalr.hub import Hub

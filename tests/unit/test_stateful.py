@@ -1,19 +1,18 @@
 """Stateful reconnect in-process: numbering, Acks, the replay buffer, resume on a new transport,
-duplicate suppression and back-pressure, through a real HubConnection (fake transports)."""
+duplicate suppression and back-pressure, through a real HubConnection (fake transports). The same
+numbering with bytes alone: test_session.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, AsyncIterator
 
 import pytest
 
-from hub.signalr.connection import SignalROptions
-from hub.signalr.hub import CallContext, Hub, hub_method
-from hub.signalr.messages import Ack, Completion, Invocation, Ping, Sequence, StreamItem
-from hub.signalr.protocols import JsonHubProtocol
-from hub.signalr.stateful import StatefulPipe
+from hub.signalr.call import CallContext
+from hub.signalr.hub import Hub, hub_method
+from hub.signalr.messages import Completion
+from hub.signalr.options import SignalROptions
 
 from signalr_fakes import FakeTransport, completions, connect, frame, items_of
 
@@ -37,54 +36,6 @@ def invoke(iid: str, value: Any) -> dict:
     return {"type": 1, "invocationId": iid, "target": "Record", "arguments": [value]}
 
 
-# --- the pipe alone (sans-I/O parts) ------------------------------------------------------------
-
-
-def test_incoming_numbering_drops_duplicates_and_waits_for_sequence_after_a_reconnect() -> None:
-    pipe = StatefulPipe(JsonHubProtocol(), None)
-    first = [Invocation("T", [], "1"), Ping(), StreamItem("s", 1), Completion("s")]
-    assert [pipe.should_process(m) for m in first] == [True, True, True, True]
-    assert pipe.latest_received == 3  # the Ping is not numbered
-    assert pipe.ack_due() is None  # no transport attached: nothing to send it on
-    pipe.transport = FakeTransport()
-    assert pipe.ack_due() == Ack(3)
-
-    pipe._waiting_for_sequence = True  # what attach() sets
-    assert not pipe.should_process(Invocation("T", [], "2"))  # ignored until the Sequence
-    assert pipe.should_process(Sequence(2))
-    pipe.reset_sequence(2)
-    # The client re-sends 2 and 3 (our Ack had not reached it), then 4 is new.
-    again = [StreamItem("s", 1), Completion("s"), Invocation("T", [], "9")]
-    assert [pipe.should_process(m) for m in again] == [False, False, True]
-    assert pipe.latest_received == 4
-
-
-def test_a_sequence_beyond_what_was_received_is_a_protocol_error() -> None:
-    from hub.signalr.protocols import ProtocolError
-
-    pipe = StatefulPipe(JsonHubProtocol(), None)
-    pipe.should_process(Invocation("T", [], "1"))
-    pipe.reset_sequence(2)  # the next one: fine
-    with pytest.raises(ProtocolError, match="Sequence ID greater than amount of messages we've received."):
-        pipe.reset_sequence(5)
-
-
-async def test_acks_free_the_buffer_and_only_numbered_messages_are_kept() -> None:
-    transport = FakeTransport()
-    protocol = JsonHubProtocol()
-    pipe = StatefulPipe(protocol, transport, limit=1000)
-    for i in range(3):
-        message = Completion.with_result(str(i), i)
-        await pipe.send(message, protocol.encode(message))
-    await pipe.send(Ping(), protocol.encode(Ping()))
-    assert len(transport.frames) == 4
-    assert [seq for seq, _, _ in pipe._buffer] == [1, 2, 3]
-    pipe.ack(2)
-    assert [seq for seq, _, _ in pipe._buffer] == [3]
-    pipe.ack(7)  # more than was sent: everything is acked, nothing breaks
-    assert pipe.buffered_bytes == 0
-
-
 # --- through a HubConnection ---------------------------------------------------------------------
 
 
@@ -94,15 +45,6 @@ async def stateful():
     conn, transport = await connect(hub, version=2, stateful=True)
     yield hub, conn, transport
     conn.gone()
-
-
-async def test_version_2_makes_a_pipe_only_when_the_transport_allows_it() -> None:
-    conn, _ = await connect(RecordingHub(), version=2, stateful=False)
-    assert conn.pipe is None
-    conn, _ = await connect(RecordingHub(), version=1, stateful=True)
-    assert conn.pipe is None
-    conn, _ = await connect(RecordingHub(), version=2, stateful=True)
-    assert conn.pipe is not None
 
 
 async def test_resume_sends_sequence_first_then_replays_unacked_in_order(stateful) -> None:
@@ -201,4 +143,4 @@ async def test_a_connection_closed_while_detached_releases_waiting_senders() -> 
     await asyncio.sleep(0.02)
     conn.gone()
     await asyncio.wait_for(stream, 1)
-    assert not conn.streams
+    assert not conn.streams.running

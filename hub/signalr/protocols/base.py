@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from ..messages import HubMessage
 
-if TYPE_CHECKING:
-    from ..hub import ArgumentBinder
+#: A hub's decode-time binder for one method and protocol (ASP.NET's IInvocationBinder; declared
+#: with `hub_method(binders=…)`, hub.py): the encoded arguments array (this protocol's bytes) -> the
+#: argument list, or None: decode them the usual way.
+ArgumentBinder = Callable[[bytes], "list[Any] | None"]
 
 
 class TransferFormat(str, enum.Enum):

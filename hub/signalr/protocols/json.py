@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..messages import (
     ACK,
@@ -34,10 +34,7 @@ from ..messages import (
     StreamInvocation,
     StreamItem,
 )
-from .base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
-
-if TYPE_CHECKING:
-    from ..hub import ArgumentBinder
+from .base import ArgumentBinder, HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
 
 try:
     import orjson

@@ -8,7 +8,7 @@ see protocol-notes/hub-protocols.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 import msgspec
@@ -39,10 +39,7 @@ from ..messages import (
     StreamInvocation,
     StreamItem,
 )
-from .base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
-
-if TYPE_CHECKING:
-    from ..hub import ArgumentBinder
+from .base import ArgumentBinder, HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
 
 ERROR_RESULT = 1
 VOID_RESULT = 2
