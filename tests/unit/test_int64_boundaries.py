@@ -37,7 +37,7 @@ near_boundaries = st.one_of(
     st.integers(INT64_MAX - 5000, INT64_MAX + 5000),
     st.integers(-(2**70), 2**70),
 )
-JSON_LIBRARIES = [STDLIB_JSON] + ([ORJSON] if ORJSON is not None else [])
+JSON_LIBRARIES = [STDLIB_JSON, ORJSON]
 
 
 def judged(events: Any) -> int | str:

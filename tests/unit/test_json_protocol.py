@@ -4,8 +4,6 @@ available."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -31,7 +29,6 @@ from hub.signalr.protocols import (
     ProtocolError,
     TransferFormat,
 )
-from hub.signalr.protocols import json as json_module
 from hub.signalr.protocols.json import ORJSON, STDLIB_JSON, JsonHubProtocol
 
 RS = "\x1e"
@@ -40,9 +37,7 @@ NS_TIMESTAMP = 1618133869000000000  # above 2^53: must stay an exact int
 
 LIBRARIES = [
     pytest.param(STDLIB_JSON, id="stdlib"),
-    pytest.param(
-        ORJSON, id="orjson", marks=pytest.mark.skipif(ORJSON is None, reason="orjson not installed")
-    ),
+    pytest.param(ORJSON, id="orjson"),
 ]
 
 
@@ -94,19 +89,6 @@ ALL_TYPES: list[HubMessage] = [
 def test_name_and_format() -> None:
     assert isinstance(PROTOCOLS["json"], JsonHubProtocol)
     assert (JsonHubProtocol.name, JsonHubProtocol.transfer_format) == ("json", TransferFormat.TEXT)
-
-
-def test_works_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
-    name = "hub.signalr.protocols.json_without_orjson"
-    spec = importlib.util.spec_from_file_location(name, json_module.__file__)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.ORJSON is None and type(module.FASTEST_JSON) is module.StdlibJson
-    protocol = module.JsonHubProtocol()
-    record = protocol.encode(Completion.with_result("1", NS_TIMESTAMP))
-    assert decode(protocol, record) == [Completion.with_result("1", NS_TIMESTAMP)]
 
 
 # --- Real client frames ---------------------------------------------------------------------------

@@ -102,7 +102,7 @@ class Codec:
 
 
 JSON = Codec(
-    [JsonHubProtocol(library) for library in (STDLIB_JSON, ORJSON) if library is not None],
+    [JsonHubProtocol(library) for library in (STDLIB_JSON, ORJSON)],
     hub_like_objects.map(lambda obj: json.dumps(obj) + RS),
     operator.eq,
 )

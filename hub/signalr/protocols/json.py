@@ -36,10 +36,7 @@ from ..messages import (
 )
 from .base import ArgumentBinder, HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
 
-try:
-    import orjson
-except ImportError:  # optional: the standard library gives the same results, only slower
-    orjson = None  # type: ignore[assignment]
+import orjson
 
 RECORD_SEPARATOR = "\x1e"
 _RS = 0x1E
@@ -113,8 +110,8 @@ class Orjson(StdlibJson):
 
 
 STDLIB_JSON = StdlibJson()
-ORJSON: Orjson | None = Orjson() if orjson is not None else None
-FASTEST_JSON: StdlibJson = ORJSON or STDLIB_JSON
+ORJSON = Orjson()
+FASTEST_JSON: StdlibJson = ORJSON
 
 
 def _iso_datetime(value: Any) -> str:

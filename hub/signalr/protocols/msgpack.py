@@ -13,10 +13,7 @@ from typing import Any
 import msgpack
 import msgspec
 
-try:  # the fast path for reading; msgpack stays the reference (and has the last word on errors)
-    import ormsgpack
-except ImportError:  # optional: msgpack alone gives the same messages, ~1.5x slower to read
-    ormsgpack = None  # type: ignore[assignment]
+import ormsgpack  # the fast path for reading; msgpack stays the reference (and has the last word on errors)
 
 from ..messages import (
     ACK,
@@ -86,19 +83,18 @@ def read_length_prefix(buffer: bytes | bytearray, pos: int) -> tuple[int, int] |
 # --- Reading --------------------------------------------------------------------------------------
 
 
-_ORMSGPACK_OPTIONS = ormsgpack.OPT_NON_STR_KEYS if ormsgpack is not None else 0
+_ORMSGPACK_OPTIONS = ormsgpack.OPT_NON_STR_KEYS
 
 
 def _unpack(body: bytes | bytearray) -> Any:
-    if ormsgpack is not None:
-        # Same values as msgpack.unpackb below for everything a client normally sends (profiled:
-        # it is what makes MessagePack no slower than JSON, see bench/RESULTS.md). Anything it
-        # refuses (extension types, bad UTF-8, too deep, truncated, ...) goes to msgpack, so
-        # values and error texts stay msgpack's.
-        try:
-            return ormsgpack.unpackb(body, option=_ORMSGPACK_OPTIONS)
-        except Exception:  # noqa: BLE001 - decided again below
-            pass
+    # Same values as msgpack.unpackb below for everything a client normally sends (profiled: it is
+    # what makes MessagePack no slower than JSON, see bench/RESULTS.md). Anything it refuses
+    # (extension types, bad UTF-8, too deep, truncated, ...) goes to msgpack, so values and error
+    # texts stay msgpack's.
+    try:
+        return ormsgpack.unpackb(body, option=_ORMSGPACK_OPTIONS)
+    except Exception:  # noqa: BLE001 - decided again below
+        pass
     try:
         # timestamp=3: the timestamp extension (a JS Date) becomes an aware UTC datetime; other
         # extension types stay msgpack.ExtType values.
