@@ -19,6 +19,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ..signalr.close_reason import CloseReason
 from ..signalr.groups import HubClients
 from ..streams.models import ParameterData
 from ..streams.service import StreamService
@@ -91,7 +92,7 @@ class GroupFanOut:
         except SubscriptionOverflow:
             log.warning("reader feed: fell more than %d changes behind the writers; closing every subscriber", MAX_PENDING_CHANGES)
             for connection_id in self.clients.groups.connection_ids():
-                self.clients.close(connection_id, FELL_BEHIND_CLOSE_ERROR)
+                self.clients.close(connection_id, FELL_BEHIND_CLOSE_ERROR, CloseReason.FELL_BEHIND)
         except Exception:  # noqa: BLE001
             log.exception("reader feed failed")
         finally:

@@ -18,6 +18,7 @@ from collections.abc import MutableSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .close_reason import CloseReason
 from .transports.base import Transport
 from .transports.websocket import WebSocketTransport
 
@@ -138,7 +139,7 @@ class ConnectionRegistry:
             self.remove(record)
         return stale
 
-    async def dispose(self, record: NegotiatedConnection, why: str) -> None:
+    async def dispose(self, record: NegotiatedConnection, why: str, reason: CloseReason = CloseReason.NORMAL) -> None:
         """Forget a connection: its transport ends (a pending poll gets 204) and its hub is told."""
         self.forget(record)
         if record.transport is not WebSocketTransport:  # uvicorn logs WebSocket closes; these have no other trace
@@ -147,7 +148,7 @@ class ConnectionRegistry:
         conn = record.hub_connection
         if conn is not None:
             await conn.transport.close()
-            conn.gone()
+            conn.gone(reason)
 
     # --- the sweeper ---------------------------------------------------------------------------------
 
@@ -163,6 +164,6 @@ class ConnectionRegistry:
             await asyncio.sleep(max(0.1, min(1.0, self.disconnect_timeout / 4)))
             for record in self.expire(time.monotonic()):
                 try:
-                    await self.dispose(record, f"no transport request for {self.disconnect_timeout:g} s")
+                    await self.dispose(record, f"no transport request for {self.disconnect_timeout:g} s", CloseReason.TIMEOUT)
                 except Exception:  # noqa: BLE001 - the sweeper must survive one connection's failure
                     log.exception("disposing connection %s failed", record.log_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hub.signalr.close_reason import CloseReason
 from hub.signalr.connections import ConnectionRegistry, ConnectionSlots
 from hub.signalr.transports.long_polling import LongPollingTransport
 from hub.signalr.transports.websocket import WebSocketTransport
@@ -28,9 +29,11 @@ class FakeHubConnection:
     def __init__(self, fails: bool = False) -> None:
         self.transport = FakeTransport(fails)
         self.is_gone = False
+        self.reason: CloseReason | None = None
 
-    def gone(self) -> None:
+    def gone(self, reason: CloseReason = CloseReason.NORMAL) -> None:
         self.is_gone = True
+        self.reason = reason
 
 
 def test_negotiate_v1_gives_a_token_apart_from_the_id_and_v0_uses_the_id() -> None:
@@ -103,7 +106,7 @@ async def test_disposing_forgets_the_connection_closes_its_transport_and_tells_i
     with caplog.at_level(logging.INFO, logger="hub.signalr"):
         await registry.dispose(record, "DELETE")
     assert registry.get(record.token) is None and slots.used == 0 and live == set()
-    assert conn.transport.closed and conn.is_gone
+    assert conn.transport.closed and conn.is_gone and conn.reason == CloseReason.NORMAL
     assert [r.getMessage() for r in caplog.records] == [f"connection {record.log_id} (LongPolling) closed: DELETE"]
 
 
@@ -152,6 +155,7 @@ async def test_the_sweeper_disposes_of_idle_connections_and_survives_a_failing_o
     finally:
         registry.stop()
     assert good.is_gone and good.transport.closed and not bad.is_gone
+    assert good.reason == CloseReason.TIMEOUT  # what the metrics will count it as
     assert registry.get(attached.token) is attached and slots.used == 1 and live == set()
     messages = [r.getMessage() for r in caplog.records]
     assert f"disposing connection {failing.log_id} failed" in messages
