@@ -1,7 +1,7 @@
 """Hub protocol codecs, by the name a client asks for in its handshake (matched
 case-insensitively, as ASP.NET does: see handshake.select_protocol)."""
 
-from .base import HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
+from .base import HubProtocol, MessageTooLarge, ProtocolError, TransferFormat
 from .json import JsonHubProtocol
 from .msgpack import MessagePackHubProtocol
 
@@ -10,13 +10,4 @@ PROTOCOLS: dict[str, HubProtocol] = {
     "messagepack": MessagePackHubProtocol(),
 }
 
-__all__ = [
-    "PROTOCOLS",
-    "HubProtocol",
-    "JsonHubProtocol",
-    "MessagePackHubProtocol",
-    "MessageReader",
-    "MessageTooLarge",
-    "ProtocolError",
-    "TransferFormat",
-]
+__all__ = ["PROTOCOLS", "HubProtocol", "MessageTooLarge", "ProtocolError", "TransferFormat"]
