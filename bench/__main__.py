@@ -134,7 +134,9 @@ def throughput(opts, servers_wanted=("hub", "floor", "peer")) -> dict:
         if "peer" in servers_wanted and batch == 1:
             cases.append(("peer", "socketio", batch))
         if "hub" in servers_wanted and batch in (1, max(opts.batches)):
-            cases += [("hub", "json", batch, store) for store in opts.stores if store != "memory"]
+            for store in opts.stores:
+                if store != "memory":
+                    cases += [("hub", "json", batch, store)] + ([("baseline", "json", batch, store)] if opts.baseline else [])
     summary = _matrix(cases, opts)
     result = {"scenario": "throughput", "connections": opts.connections, "inflight": opts.inflight,
               "seconds": opts.seconds, "cases": summary}
@@ -314,7 +316,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline", help="a checkout whose hub/ runs beside this one (cases 'baseline/...'), "
                    "e.g. `git worktree add /tmp/before HEAD~1` for before/after figures")
     p.add_argument("--stores", default="memory", help="hub stores, comma-separated: memory,sqlite,redis "
-                   "(the targets are on memory; the others add hub cases)")
+                   "(the targets are on memory; the others add hub cases, and baseline ones with --baseline)")
     opts = p.parse_args(argv)
     quick = opts.quick
     opts.repeat = opts.repeat or (1 if quick else 3)
