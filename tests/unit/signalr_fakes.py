@@ -63,6 +63,19 @@ class FakeTransport(Transport):
                 await self._changed.wait()
 
 
+def hold_writes(transport: Transport) -> asyncio.Event:
+    """Make the transport's writes wait until the returned event is set: a client that does not read."""
+    release = asyncio.Event()
+    write = transport.send
+
+    async def held(data: str | bytes) -> None:
+        await release.wait()
+        await write(data)
+
+    transport.send = held  # type: ignore[method-assign]
+    return release
+
+
 def frame(*messages: dict) -> str:
     return "".join(json.dumps(m) + RS for m in messages)
 

@@ -17,7 +17,7 @@ from hub.signalr.messages import Close
 from hub.signalr.options import SignalROptions
 from hub.signalr.session import State
 
-from signalr_fakes import RS, FakeTransport, connect, frame
+from signalr_fakes import RS, FakeTransport, connect, frame, hold_writes
 
 
 class EchoHub(Hub):
@@ -87,14 +87,7 @@ async def test_timeouts_end_with_their_texts() -> None:
 async def test_once_ending_nothing_more_is_read_or_queued_and_a_second_end_keeps_the_first_reason() -> None:
     hub = EchoHub()
     conn, transport = await connect(hub)
-    release = asyncio.Event()
-    write = transport.send
-
-    async def slow(data: str | bytes) -> None:
-        await release.wait()
-        await write(data)
-
-    transport.send = slow  # type: ignore[method-assign]
+    release = hold_writes(transport)
     ending = conn.end(CloseReason.TIMEOUT, Close(error="bye"))
     assert conn.state is State.CLOSING
     await conn.receive(frame(echo("1", "late")), via=transport)  # dropped

@@ -13,7 +13,7 @@ from hub.signalr.messages import PING_MESSAGE, Completion
 from hub.signalr.options import SignalROptions
 from hub.signalr.outbox import Outbox, Queued
 
-from signalr_fakes import completions, connect, frame
+from signalr_fakes import completions, connect, frame, hold_writes
 
 
 def item(size: int, count: int = 1) -> Queued:
@@ -47,14 +47,7 @@ async def test_a_producer_waits_for_room_and_is_released_when_the_queue_drains()
     assert box.has_room
     # Through a connection: a stream producer (backpressure) waits while its client does not read.
     conn, transport = await connect(Hub(), options=SignalROptions(max_send_queue=4))
-    reading = asyncio.Event()
-    write = transport.send
-
-    async def blocked(data: str | bytes) -> None:
-        await reading.wait()
-        await write(data)
-
-    transport.send = blocked  # type: ignore[method-assign]
+    reading = hold_writes(transport)
     for i in range(3):
         await conn.send(Completion.with_result(str(i), i), backpressure=True)
     waiter = asyncio.ensure_future(conn.send(Completion.with_result("3", 3), backpressure=True))
