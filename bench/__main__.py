@@ -21,13 +21,14 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from types import SimpleNamespace
 
-from . import httpload, loadgen, servers
+from . import httpload, loadgen, readback, servers, sqlite_floor
 
 TARGETS = {
     "b1_vs_floor": 0.75,  # invocations/s, 1 event per invocation
@@ -38,6 +39,18 @@ TARGETS = {
     "rss_per_conn_vs_floor_max": 1.25,
     "http_vs_floor": 0.75,
 }
+
+# Issue 15: the durable default (sqlite) and redis beside memory and the floor, in the same run.
+STORE_TARGETS = {
+    "sqlite_vs_memory.b1": 0.8,
+    "sqlite_vs_memory.b10": 0.6,
+    "sqlite_vs_floor.b10": 0.9,
+    "redis_vs_memory.b10": 0.5,
+    "messagepack_vs_json.sqlite.b1": 1.1,
+    "messagepack_vs_json.sqlite.b10": 1.1,
+    "http.sqlite_vs_memory": 0.6,
+}
+DEFAULT_STORES = "memory,sqlite,redis"
 
 
 def log(*parts) -> None:
@@ -76,7 +89,7 @@ def load_case(kind: str, protocol: str, batch: int, opts, *, rate: float | None 
         args = SimpleNamespace(
             url=f"{server.url}/hub", token=servers.TOKEN, protocol=protocol, connections=opts.connections,
             inflight=opts.inflight, batch=batch, seconds=opts.seconds, warmup=opts.warmup, rate=rate,
-            server_pid=server.cpu_pids,
+            server_pid=server.pids, helper_pid=server.helper_pids,
         )
         result = _run_async(loadgen.run(args))
     result["server"] = kind
@@ -85,7 +98,7 @@ def load_case(kind: str, protocol: str, batch: int, opts, *, rate: float | None 
     result["invocations_per_cpu_s"] = round(result["invocations_per_s"] / cpu, 1) if cpu else None
     result["events_per_cpu_s"] = round(result["events_per_s"] / cpu, 1) if cpu else None
     brief = {k: result.get(k) for k in ("invocations_per_s", "events_per_s", "invocations_per_cpu_s", "p50_ms",
-                                        "p99_ms", "p999_ms", "server_cpu", "errors")}
+                                        "p99_ms", "p999_ms", "server_cpu", "helper_cpu", "errors")}
     log(f"  {kind:5} {protocol:11} batch={batch:<3} rate={rate or '-'} {store if kind == 'hub' else ''}: {brief}")
     if result.get("first_error"):
         log(f"    first error: {result['first_error']}")
@@ -94,7 +107,7 @@ def load_case(kind: str, protocol: str, batch: int, opts, *, rate: float | None 
 
 def _summarise(runs: list[dict]) -> dict:
     keys = ("invocations_per_s", "events_per_s", "invocations_per_cpu_s", "events_per_cpu_s", "server_cpu",
-            "generator_cpu", "p50_ms", "p99_ms", "p999_ms")
+            "generator_cpu", "helper_cpu", "p50_ms", "p99_ms", "p999_ms")
     out = {k: _median([r.get(k) for r in runs]) for k in keys}
     out["errors"] = sum(r["errors"] for r in runs)
     out["runs"] = len(runs)
@@ -119,10 +132,37 @@ def _matrix(cases: list[tuple], opts, rate_of=None) -> dict[str, dict]:
 # --- scenarios ---------------------------------------------------------------------------------------
 
 
+def available_stores(stores: list[str]) -> list[str]:
+    """`stores` less redis when no redis-server is installed (said on stderr)."""
+    if "redis" in stores and shutil.which("redis-server") is None:
+        log("redis skipped: redis-server is not installed (apt-get install redis-server)")
+        return [s for s in stores if s != "redis"]
+    return stores
+
+
+def store_ratios(summary: dict[str, dict]) -> dict[str, float | None]:
+    """Issue 15's ratios (STORE_TARGETS), on raw events/s and per server CPU-second."""
+    def case(protocol: str, batch: int, store: str = "memory") -> dict | None:
+        return summary.get(f"hub/{protocol}/b{batch}" + (f"/{store}" if store != "memory" else ""))
+
+    ratios = {}
+    for per in ("events_per_s", "events_per_cpu_s"):
+        def r(a, b):
+            return _ratio(a and a[per], b and b[per])
+        for batch in (1, 10):
+            ratios[f"sqlite_vs_memory.b{batch}.{per}"] = r(case("json", batch, "sqlite"), case("json", batch))
+            ratios[f"messagepack_vs_json.sqlite.b{batch}.{per}"] = r(case("messagepack", batch, "sqlite"),
+                                                                     case("json", batch, "sqlite"))
+        ratios[f"sqlite_vs_floor.b10.{per}"] = r(case("json", 10, "sqlite"), summary.get("floor/json/b10"))
+        ratios[f"redis_vs_memory.b10.{per}"] = r(case("json", 10, "redis"), case("json", 10))
+    return {k: v for k, v in ratios.items() if v is not None}
+
+
 def throughput(opts, servers_wanted=("hub", "floor", "peer")) -> dict:
     if "peer" in servers_wanted and importlib.util.find_spec("socketio") is None:
         log("peer skipped: python-socketio is not installed (pip install -e '.[bench]')")
         servers_wanted = tuple(s for s in servers_wanted if s != "peer")
+    stores = available_stores(opts.stores) if "hub" in servers_wanted else []
     cases = []
     for batch in opts.batches:
         if "hub" in servers_wanted:
@@ -133,10 +173,15 @@ def throughput(opts, servers_wanted=("hub", "floor", "peer")) -> dict:
             cases.append(("floor", "json", batch))
         if "peer" in servers_wanted and batch == 1:
             cases.append(("peer", "socketio", batch))
-        if "hub" in servers_wanted and batch in (1, max(opts.batches)):
-            for store in opts.stores:
-                if store != "memory":
-                    cases += [("hub", "json", batch, store)] + ([("baseline", "json", batch, store)] if opts.baseline else [])
+        if "hub" in servers_wanted and batch in _store_batches(opts.batches):
+            for store in stores:
+                if store == "memory":
+                    continue
+                # MessagePack too on the default store (sqlite): issue 15 compares the two there.
+                for protocol in ("json", "messagepack") if store == "sqlite" else ("json",):
+                    cases.append(("hub", protocol, batch, store))
+                    if opts.baseline:
+                        cases.append(("baseline", protocol, batch, store))
     summary = _matrix(cases, opts)
     result = {"scenario": "throughput", "connections": opts.connections, "inflight": opts.inflight,
               "seconds": opts.seconds, "cases": summary}
@@ -163,9 +208,15 @@ def throughput(opts, servers_wanted=("hub", "floor", "peer")) -> dict:
                 hub = summary.get("hub/" + name.split("/", 1)[1])
                 for per in ("invocations_per_s", "invocations_per_cpu_s"):
                     ratios[f"hub_vs_baseline.{name.split('/', 1)[1]}.{per}"] = _ratio(hub and hub[per], case[per])
+    ratios.update(store_ratios(summary))
     result["ratios"] = ratios
-    result["targets"] = TARGETS
+    result["targets"] = {**TARGETS, **STORE_TARGETS}
     return result
+
+
+def _store_batches(batches: list[int]) -> list[int]:
+    """The batches the stores other than memory run at: 1 and 10 (issue 15's), else the smallest."""
+    return [b for b in batches if b in (1, 10)] or [min(batches)]
 
 
 def latency(opts, max_rate: float | None = None) -> dict:
@@ -262,7 +313,7 @@ def idle(opts) -> dict:
 
 def http(opts) -> dict:
     runs: dict[str, list[dict]] = {}
-    cases = [("hub", "memory"), ("floor", "memory")] + [("hub", s) for s in opts.stores if s != "memory"]
+    cases = [("hub", "memory"), ("floor", "memory")] + [("hub", s) for s in available_stores(opts.stores) if s != "memory"]
     if opts.baseline:
         cases.append(("baseline", "memory"))
     for rep in range(opts.repeat):
@@ -271,7 +322,7 @@ def http(opts) -> dict:
             with servers.running(kind, store=store) as server:
                 args = SimpleNamespace(url=server.url, token=servers.TOKEN, connections=opts.connections,
                                        batch=opts.http_batch, seconds=opts.seconds, warmup=opts.warmup,
-                                       server_pid=server.cpu_pids)
+                                       server_pid=server.pids)
                 r = _run_async(httpload.run(args))
             cpu = r.get("server_cpu")
             r["events_per_cpu_s"] = round(r["events_per_s"] / cpu, 1) if cpu else None
@@ -288,10 +339,15 @@ def http(opts) -> dict:
     if "baseline" in summary:
         for per in ("events_per_s", "events_per_cpu_s"):
             ratios[f"vs_baseline.{per}"] = _ratio(hub[per], summary["baseline"][per])
+    for store in ("sqlite", "redis"):
+        if f"hub/{store}" in summary:
+            for per in ("events_per_s", "events_per_cpu_s"):
+                ratios[f"{store}_vs_memory.{per}"] = _ratio(summary[f"hub/{store}"][per], hub[per])
     return {"scenario": "http", "format": "ndjson", "batch": opts.http_batch, "connections": opts.connections,
             "cases": summary,
             "ratios": ratios,
-            "targets": {"http_vs_floor": TARGETS["http_vs_floor"]}}
+            "targets": {"http_vs_floor": TARGETS["http_vs_floor"],
+                        "sqlite_vs_memory": STORE_TARGETS["http.sqlite_vs_memory"]}}
 
 
 # --- command line ------------------------------------------------------------------------------------
@@ -300,7 +356,8 @@ def http(opts) -> dict:
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=("all", "throughput", "latency", "floor", "peer", "idle", "http"))
+    p.add_argument("scenario", choices=("all", "throughput", "latency", "floor", "peer", "idle", "http", "sqlite-floor",
+                                        "readback", "streams"))
     p.add_argument("--quick", action="store_true", help="small and short: a smoke run of the figures")
     p.add_argument("--dry-run", action="store_true", help="import everything and print the plan; run nothing")
     p.add_argument("--repeat", type=int, help="rounds per case (medians are reported)")
@@ -313,10 +370,14 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--hold", type=float, help="idle hold in seconds (default 300; --quick 10)")
     p.add_argument("--server-processes", type=int, default=1, help="idle: hub processes on one port (SO_REUSEPORT)")
     p.add_argument("--http-batch", type=int, default=1000, help="events per NDJSON request")
+    p.add_argument("--events", type=int, help="readback: events stored in the stream read back (default 1000000; "
+                   "--quick 20000)")
+    p.add_argument("--page", type=int, default=readback.PAGE, help="readback: events a GET asks for (limit)")
     p.add_argument("--baseline", help="a checkout whose hub/ runs beside this one (cases 'baseline/...'), "
                    "e.g. `git worktree add /tmp/before HEAD~1` for before/after figures")
-    p.add_argument("--stores", default="memory", help="hub stores, comma-separated: memory,sqlite,redis "
-                   "(the targets are on memory; the others add hub cases, and baseline ones with --baseline)")
+    p.add_argument("--stores", default=DEFAULT_STORES, help="hub stores, comma-separated (default "
+                   f"{DEFAULT_STORES}; redis is skipped when redis-server is missing): throughput and http run "
+                   "hub cases on each beside memory and the floor, and baseline ones with --baseline")
     opts = p.parse_args(argv)
     quick = opts.quick
     opts.repeat = opts.repeat or (1 if quick else 3)
@@ -324,6 +385,7 @@ def parse(argv=None) -> argparse.Namespace:
     opts.warmup = opts.warmup if opts.warmup is not None else (0.5 if quick else 1.0)
     opts.batches = [int(b) for b in (opts.batches or "1,10,100").split(",")]
     opts.count = opts.count or (1000 if quick else 19000)
+    opts.events = opts.events or (20_000 if quick else 1_000_000)
     opts.stores = [s.strip() for s in opts.stores.split(",") if s.strip()]
     opts.hold = opts.hold if opts.hold is not None else (10.0 if quick else 300.0)
     return opts
@@ -333,7 +395,7 @@ def main(argv=None) -> int:
     opts = parse(argv)
     if opts.dry_run:
         modules = {}
-        for name in ("floor", "idle", "multihub", "peer", "wire"):
+        for name in ("floor", "idle", "multihub", "peer", "wire", "sqlite_floor", "readback"):
             try:
                 importlib.import_module(f"bench.{name}")
                 modules[name] = "ok"
@@ -360,6 +422,10 @@ def main(argv=None) -> int:
         emit({**latency(opts), "throughput_max_rate": max_rate})
     if s in ("all", "http"):
         emit(http(opts))
+    if s in ("all", "sqlite-floor"):
+        emit(sqlite_floor.measure(rounds=opts.repeat, seconds=1.0 if opts.quick else 3.0, log=log))
+    if s in ("all", "readback"):
+        emit(_run_async(readback.run(opts, log)))
     if s in ("all", "idle"):
         emit(idle(opts))
     return 0

@@ -154,19 +154,20 @@ async def run(args: argparse.Namespace) -> dict:
     await asyncio.gather(*(c.open(host, port, path, args.token) for c in conns))
 
     meter = CpuMeter(list(args.server_pid or []))
+    helper = CpuMeter(list(getattr(args, "helper_pid", None) or []))  # e.g. the hub's redis-server
     own = CpuMeter([os.getpid()])
     start = time.perf_counter()
     window_start = start + args.warmup
     window_end = window_start + args.seconds
     if args.rate:
-        await _open_loop(conns, args.rate, stats, window_start, window_end, meter, own)
+        await _open_loop(conns, args.rate, stats, window_start, window_end, meter, own, helper)
     else:
         for c in conns:
             c.refill = True
             c.send(args.inflight)
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         stats.counting = True
-        meter.start(), own.start()
+        meter.start(), own.start(), helper.start()
         window_start = time.perf_counter()
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
         stats.counting = False
@@ -174,6 +175,7 @@ async def run(args: argparse.Namespace) -> dict:
         for c in conns:
             c.refill = False
     server_cpu = meter.stop() if meter.pids else None
+    helper_cpu = helper.stop() if helper.pids else None
     generator_cpu = own.stop()
     elapsed = window_end - window_start
     # Let the last answers arrive (not counted), then hang up.
@@ -199,13 +201,14 @@ async def run(args: argparse.Namespace) -> dict:
         "p999_ms": _ms(percentile(lat, 99.9)),
         "server_cpu": server_cpu,
         "generator_cpu": generator_cpu,
+        "helper_cpu": helper_cpu,
     }
     if stats.first_error:
         result["first_error"] = stats.first_error
     return result
 
 
-async def _open_loop(conns, rate, stats, window_start, window_end, meter, own) -> None:
+async def _open_loop(conns, rate, stats, window_start, window_end, meter, own, helper) -> None:
     """Send at `rate` invocations/s in total, spread over the connections, whatever the answers
     (open loop: a slow server is not given a rest). The timer ticks about every millisecond (the event
     loop's resolution); each tick sends what is due, one write a connection."""
@@ -219,7 +222,7 @@ async def _open_loop(conns, rate, stats, window_start, window_end, meter, own) -
         now = time.perf_counter()
         if not counting and now >= window_start:
             stats.counting = counting = True
-            meter.start(), own.start()
+            meter.start(), own.start(), helper.start()
         if now >= window_end:
             break
         due = int((now - start) / interval) - sent

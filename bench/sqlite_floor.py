@@ -1,0 +1,130 @@
+"""The SQLite floor: the least a durable store of this layout can cost. In one Python process, on a
+fresh file in WAL mode with synchronous=FULL, the rows of the hub's `events` table (a row per event:
+stream, timestamp, id, value, tags as JSON) are made from the benchmark's events and committed with a
+bare `executemany` + COMMIT: no futures, no threads, no savepoints, no counters.
+
+    python -m bench.sqlite_floor                     # 1 and 10 events per write, 200 writes a commit, 3 rounds x 3 s
+    python -m bench.sqlite_floor --quick
+
+A "write" is one invocation's events; `--writes-per-commit` of them (200: 4 connections x 50 in
+flight, what one group commit sees under bench's load) go into one transaction, spread over
+`--streams` streams. Two variants a round:
+- `per_commit`: one executemany of every row of the transaction (the floor);
+- `per_write`: one executemany a write (what a store that inserts each write alone cannot beat).
+Reports CPU µs per event (process CPU time, so sqlite's own work and the fsync's system time count)
+and events/s (wall), medians over the rounds; the ceiling a store implies at a given hub cost is
+1 / (hub CPU µs/event + floor µs/event). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+
+import orjson
+
+from . import wire
+from .servers import machine
+
+# The hub's events table (hub/streams/store/sqlite/schema.py, schema version 2), copied so the floor
+# stays the same while the store's layout changes.
+EVENTS_TABLE = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    value TEXT,
+    tags TEXT
+);
+CREATE INDEX events_by_stream ON events (stream);
+"""
+INSERT = "INSERT INTO events (stream, timestamp, id, value, tags) VALUES (?, ?, ?, ?, ?)"
+
+
+def open_file(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(EVENTS_TABLE)
+    return conn
+
+
+def rows_of(stream: int, events: list[dict]) -> list[tuple]:
+    """The hub's rows for one write: what any store of this layout must build per event."""
+    dumps = orjson.dumps
+    return [(stream, e["timestamp"], e["id"], e["value"], dumps(e["tags"]).decode() if e["tags"] else None)
+            for e in events]
+
+
+def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds: float, folder: str) -> dict:
+    """Commit transactions of `writes_per_commit` writes of `batch` events for `seconds`."""
+    path = os.path.join(folder, f"floor-{variant}-{batch}-{time.monotonic_ns()}.db")
+    conn = open_file(path)
+    events = wire.events(batch)
+    writes = [(w % streams, events) for w in range(writes_per_commit)]
+    commits = 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    deadline = wall0 + seconds
+    while time.perf_counter() < deadline:
+        conn.execute("BEGIN")
+        if variant == "per_commit":
+            conn.executemany(INSERT, [row for stream, evs in writes for row in rows_of(stream, evs)])
+        else:
+            for stream, evs in writes:
+                conn.executemany(INSERT, rows_of(stream, evs))
+        conn.execute("COMMIT")
+        commits += 1
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    n = commits * writes_per_commit * batch
+    return {"variant": variant, "batch": batch, "commits": commits, "events": n,
+            "events_per_s": round(n / wall, 1), "cpu_us_per_event": round(cpu / n * 1e6, 3),
+            "cpu": round(cpu / wall, 3), "commit_ms": round(wall / commits * 1000, 3)}
+
+
+def measure(batches=(1, 10), rounds: int = 3, seconds: float = 3.0, writes_per_commit: int = 200,
+            streams: int = 4, log=None) -> dict:
+    """Every (variant, batch) case `rounds` times, alternating the order; medians."""
+    cases = [(v, b) for b in batches for v in ("per_commit", "per_write")]
+    runs: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-sqlite-floor-") as folder:
+        for r in range(rounds):
+            for variant, batch in cases if r % 2 == 0 else list(reversed(cases)):
+                result = run(variant, batch, writes_per_commit, streams, seconds, folder)
+                if log:
+                    log(f"  sqlite floor {variant:10} batch={batch:<3}: {result}")
+                runs.setdefault(f"{variant}/b{batch}", []).append(result)
+    summary = {name: {k: round(statistics.median(r[k] for r in rs), 3)
+                      for k in ("events_per_s", "cpu_us_per_event", "cpu", "commit_ms")} | {"runs": len(rs)}
+               for name, rs in runs.items()}
+    return {"scenario": "sqlite_floor", "writes_per_commit": writes_per_commit, "streams": streams,
+            "seconds": seconds, "rounds": rounds, "synchronous": "FULL", "journal_mode": "WAL",
+            "sqlite": sqlite3.sqlite_version, "cases": summary}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batches", default="1,10")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--seconds", type=float)
+    p.add_argument("--writes-per-commit", type=int, default=200)
+    p.add_argument("--streams", type=int, default=4)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    result = measure([int(b) for b in args.batches.split(",")], args.rounds or (1 if args.quick else 3),
+                     args.seconds or (1.0 if args.quick else 3.0), args.writes_per_commit, args.streams)
+    result["machine"] = machine()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
