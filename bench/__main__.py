@@ -28,7 +28,7 @@ import sys
 import time
 from types import SimpleNamespace
 
-from . import httpload, loadgen, readback, servers, sqlite_floor
+from . import httpload, loadgen, manystreams, readback, servers, sqlite_floor
 
 TARGETS = {
     "b1_vs_floor": 0.75,  # invocations/s, 1 event per invocation
@@ -372,6 +372,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--http-batch", type=int, default=1000, help="events per NDJSON request")
     p.add_argument("--events", type=int, help="readback: events stored in the stream read back (default 1000000; "
                    "--quick 20000)")
+    p.add_argument("--stream-counts", default="20000,1000", help="streams: how many streams the writes spread "
+                   "over, a case each (default 20000, twice the sqlite store's open-stream cache, and 1000)")
     p.add_argument("--page", type=int, default=readback.PAGE, help="readback: events a GET asks for (limit)")
     p.add_argument("--baseline", help="a checkout whose hub/ runs beside this one (cases 'baseline/...'), "
                    "e.g. `git worktree add /tmp/before HEAD~1` for before/after figures")
@@ -386,6 +388,7 @@ def parse(argv=None) -> argparse.Namespace:
     opts.batches = [int(b) for b in (opts.batches or "1,10,100").split(",")]
     opts.count = opts.count or (1000 if quick else 19000)
     opts.events = opts.events or (20_000 if quick else 1_000_000)
+    opts.stream_counts = [int(n) for n in opts.stream_counts.split(",")]
     opts.stores = [s.strip() for s in opts.stores.split(",") if s.strip()]
     opts.hold = opts.hold if opts.hold is not None else (10.0 if quick else 300.0)
     return opts
@@ -395,7 +398,7 @@ def main(argv=None) -> int:
     opts = parse(argv)
     if opts.dry_run:
         modules = {}
-        for name in ("floor", "idle", "multihub", "peer", "wire", "sqlite_floor", "readback"):
+        for name in ("floor", "idle", "multihub", "peer", "wire", "sqlite_floor", "readback", "manystreams"):
             try:
                 importlib.import_module(f"bench.{name}")
                 modules[name] = "ok"
@@ -426,6 +429,8 @@ def main(argv=None) -> int:
         emit(sqlite_floor.measure(rounds=opts.repeat, seconds=1.0 if opts.quick else 3.0, log=log))
     if s in ("all", "readback"):
         emit(_run_async(readback.run(opts, log)))
+    if s in ("all", "streams"):
+        emit(_run_async(manystreams.run(opts, log)))
     if s in ("all", "idle"):
         emit(idle(opts))
     return 0
