@@ -1,11 +1,16 @@
 """The benchmark suite: the hub against the floor of its own stack and against python-socketio,
 side by side in one run on one machine. Each scenario prints one JSON line (its cases, medians,
-ratios against the targets of issue 7, and the machine) on stdout; progress goes to stderr.
+ratios against the targets of issues 7 and 15, and the machine) on stdout; progress goes to stderr.
 
     python -m bench all --quick          # every scenario, small and short (a few minutes)
     python -m bench all                  # the full run (idle holds 19,000 connections for 5 minutes)
     python -m bench throughput|latency|floor|peer|idle|http [--quick] [options]
+    python -m bench sqlite-floor|readback|streams [--quick]   # the stores (issue 15)
     python -m bench all --dry-run        # import everything, run nothing
+
+throughput and http run the hub on memory, sqlite and redis (--stores) beside the floor; redis-server,
+when installed, runs `appendfsync always` on the generator's core, its CPU reported as helper_cpu.
+sqlite-floor: bench/sqlite_floor.py; readback: bench/readback.py; streams: bench/manystreams.py.
 
 Servers run pinned to core 1 (`taskset -a -c 1`), the generator on core 0 (BENCH_SERVER_CPUS,
 BENCH_CLIENT_CPUS). The machine is shared: cases alternate hub/floor and repeat, and figures are
