@@ -152,7 +152,7 @@ def store_ratios(summary: dict[str, dict]) -> dict[str, float | None]:
 
     ratios = {}
     for per in ("events_per_s", "events_per_cpu_s"):
-        def r(a, b):
+        def r(a, b, per=per):
             return _ratio(a and a[per], b and b[per])
         for batch in (1, 10):
             ratios[f"sqlite_vs_memory.b{batch}.{per}"] = r(case("json", batch, "sqlite"), case("json", batch))
@@ -234,13 +234,30 @@ def latency(opts, max_rate: float | None = None) -> dict:
     rate = round(max_rate / 2)
     summary = _matrix([("hub", "json", 1), ("floor", "json", 1)], opts, rate_of=lambda *_: rate)
     hub, floor = summary["hub/json/b1"], summary["floor/json/b1"]
-    return {
+    result = {
         "scenario": "latency", "rate": rate, "hub_max_rate": max_rate, "connections": opts.connections,
         "seconds": opts.seconds, "cases": summary,
         "ratios": {"p99_vs_floor": _ratio(hub["p99_ms"], floor["p99_ms"]),
                    "p999_vs_floor": _ratio(hub["p999_ms"], floor["p999_ms"])},
         "targets": {"p99_vs_floor_max": TARGETS["p99_vs_floor_max"]},
     }
+    if "sqlite" in opts.stores:
+        result |= sqlite_latency(opts)
+    return result
+
+
+def sqlite_latency(opts) -> dict:
+    """Issue 15: p99 on sqlite at half sqlite's own maximum rate, beside memory at that same rate."""
+    log("latency: measuring the hub's maximum rate on sqlite")
+    probe = SimpleNamespace(**{**vars(opts), "seconds": max(2.0, opts.seconds / 2)})
+    max_rate = load_case("hub", "json", 1, probe, store="sqlite")["invocations_per_s"]
+    rate = round(max_rate / 2)
+    summary = _matrix([("hub", "json", 1, "sqlite"), ("hub", "json", 1)], opts, rate_of=lambda *_: rate)
+    sqlite, memory = summary["hub/json/b1/sqlite"], summary["hub/json/b1"]
+    return {"sqlite": {"rate": rate, "sqlite_max_rate": max_rate, "cases": summary,
+                       "ratios": {"p99_vs_memory": _ratio(sqlite["p99_ms"], memory["p99_ms"]),
+                                  "p999_vs_memory": _ratio(sqlite["p999_ms"], memory["p999_ms"])},
+                       "targets": {"p99_vs_memory_max": 2.0}}}
 
 
 def idle_case(kind: str, count: int, hold: float, processes: int, per_holder: int = 5000) -> dict:

@@ -17,7 +17,7 @@ class HttpConnection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def open(self) -> "HttpConnection":
+    async def open(self) -> HttpConnection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=READ_LIMIT)
         return self
 
