@@ -181,6 +181,8 @@ def running(kind: str, store: str = "memory", **kwargs) -> Iterator[Server]:
         server.helper_pids = helpers
         stack.callback(server.stop)
         yield server
+    # Its folder holds its log and data (a sqlite file can be 100 MB): kept only when the run failed.
+    shutil.rmtree(server.log.parent, ignore_errors=True)
 
 
 @contextlib.contextmanager
