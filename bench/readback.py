@@ -10,7 +10,7 @@ One hub on a fresh sqlite file (pinned to its core as every server in bench/), f
 NDJSON (1,000-event bodies, 4 connections, one stream), then each round, alternating the order:
 - `http`: `GET /topics/bench/streams/r0/events/data?limit=100000`, following X-Next-Cursor to the end,
   on one keep-alive connection;
-- `floor`: this process, moved onto the server's core for the case, reads the hub's file read-only:
+- `floor`: this process, moved onto the server's core for the case (collector off), reads the hub's file read-only:
   `SELECT ... WHERE stream = ? AND seq > ? ORDER BY seq LIMIT 100001` a page, rows made into the
   same dicts, `orjson.dumps` of the page (its first page is checked byte for byte against the hub's);
 - `signalr`: a StreamInvocation of ReadEventData(topic, stream, null, false) over a raw JSON
@@ -23,6 +23,7 @@ needs its own floor.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sqlite3
 import statistics
@@ -103,6 +104,7 @@ def read_floor(db_path: str, limit: int = PAGE) -> dict:
     """The floor, on the server's core: SELECT a page, make the rows the same dicts, dump them."""
     own = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {int(c) for c in servers.SERVER_CPUS.split(",")})
+    gc.disable()  # a floor pays no collector: its rows make no cycles (the hub raises its threshold instead)
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         loads, dumps = orjson.loads, orjson.dumps
@@ -126,6 +128,7 @@ def read_floor(db_path: str, limit: int = PAGE) -> dict:
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         conn.close()
     finally:
+        gc.enable()
         os.sched_setaffinity(0, own)
     return _rates("floor", events, pages, wall, round(cpu / wall, 3), first_page=first)
 

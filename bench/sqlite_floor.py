@@ -1,7 +1,7 @@
 """The SQLite floor: the least a durable store of this layout can cost. In one Python process, on a
 fresh file in WAL mode with synchronous=FULL, the rows of the hub's `events` table (a row per event:
 stream, timestamp, id, value, tags as JSON) are made from the benchmark's events and committed with a
-bare `executemany` + COMMIT: no futures, no threads, no savepoints, no counters.
+bare `executemany` + COMMIT: no futures, no threads, no savepoints, no counters, no collector.
 
     python -m bench.sqlite_floor                     # 1 and 10 events per write, 200 writes a commit, 3 rounds x 3 s
     python -m bench.sqlite_floor --quick
@@ -19,6 +19,7 @@ and events/s (wall), medians over the rounds; the ceiling a store implies at a g
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sqlite3
@@ -69,18 +70,22 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
     events = wire.events(batch)
     writes = [(w % streams, events) for w in range(writes_per_commit)]
     commits = 0
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    deadline = wall0 + seconds
-    while time.perf_counter() < deadline:
-        conn.execute("BEGIN")
-        if variant == "per_commit":
-            conn.executemany(INSERT, [row for stream, evs in writes for row in rows_of(stream, evs)])
-        else:
-            for stream, evs in writes:
-                conn.executemany(INSERT, rows_of(stream, evs))
-        conn.execute("COMMIT")
-        commits += 1
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    gc.disable()  # a floor pays no collector: its rows make no cycles
+    try:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        deadline = wall0 + seconds
+        while time.perf_counter() < deadline:
+            conn.execute("BEGIN")
+            if variant == "per_commit":
+                conn.executemany(INSERT, [row for stream, evs in writes for row in rows_of(stream, evs)])
+            else:
+                for stream, evs in writes:
+                    conn.executemany(INSERT, rows_of(stream, evs))
+            conn.execute("COMMIT")
+            commits += 1
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        gc.enable()
     conn.close()
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
