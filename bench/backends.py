@@ -5,8 +5,8 @@
 
 Same load, same run: each round starts a fresh hub per backend (pinned to core 1 as in bench/servers.py)
 and runs bench/loadgen.py against it; rounds alternate the backends so drift on a shared machine hits
-them alike; figures are medians. redis: a redis-server this script starts on a free loopback port in a
-temp dir, with `appendonly yes, appendfsync always` (acknowledged = on disk, like sqlite's FULL).
+them alike; figures are medians. redis: bench/servers.py's redis-server (`appendfsync always`:
+acknowledged = on disk, like sqlite's FULL). `python -m bench throughput` runs these cases too.
 Prints one JSON line per case on stderr and the summary JSON on stdout.
 """
 
@@ -15,45 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from typing import Iterator
 
 from . import servers
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    port = servers.free_port()
-    tmp = tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-         "--appendonly", "yes", "--appendfsync", "always"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_case(store: str, args: argparse.Namespace) -> dict:
@@ -82,7 +48,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         urls = {"memory": "memory", "sqlite": "sqlite"}
         if "redis" in backends:
-            urls["redis"] = stack.enter_context(redis_server())
+            urls["redis"], _ = stack.enter_context(servers.redis_server())
         for round_ in range(args.rounds):
             order = backends if round_ % 2 == 0 else list(reversed(backends))
             for backend in order:
