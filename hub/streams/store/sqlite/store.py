@@ -1,10 +1,11 @@
 """The sqlite store: one file in WAL mode (schema.py), written by one thread in group commits
 (group_commit.py), read by another.
 
-Write path: a write call builds an operation (a function of the connection) and submits it at once,
-so writes are ordered at call time. The group-commit writer runs every operation queued while the
-previous transaction was committing in one transaction (`_apply`, which also does the retention work
-due before or after them) and commits once. A failing operation fails alone: the writer then redoes
+Write path: a write call builds an operation (a function of the connection; for events and
+parameter rows a `DataWrite`, applied together with the others of its transaction: data_writes.py)
+and submits it at once, so writes are ordered at call time. The group-commit writer runs every
+operation queued while the previous transaction was committing in one transaction (`_apply`, which
+also does the retention work due before or after them) and commits once. A failing operation fails alone: the writer then redoes
 that batch one operation a transaction. The writer's queue has no bound of its own: every caller
 awaits its writes and bounds what it keeps in flight (a SignalR connection stops being read at
 --max-invocations-per-connection, a streamed write keeps STREAM_WRITE_WINDOW writes in flight, an
