@@ -1,10 +1,11 @@
 """The sqlite store: one file in WAL mode (schema.py), written by one thread in group commits
 (group_commit.py), read by another.
 
-Write path: a write call builds an operation (a function of the connection) and submits it at once,
-so writes are ordered at call time. The group-commit writer runs every operation queued while the
-previous transaction was committing in one transaction (`_apply`, which also does the retention work
-due before or after them) and commits once. A failing operation fails alone: the writer then redoes
+Write path: a write call builds an operation (a function of the connection; for events and
+parameter rows a `DataWrite`, applied together with the others of its transaction: data_writes.py)
+and submits it at once, so writes are ordered at call time. The group-commit writer runs every
+operation queued while the previous transaction was committing in one transaction (`_apply`, which
+also does the retention work due before or after them) and commits once. A failing operation fails alone: the writer then redoes
 that batch one operation a transaction. The writer's queue has no bound of its own: every caller
 awaits its writes and bounds what it keeps in flight (a SignalR connection stops being read at
 --max-invocations-per-connection, a streamed write keeps STREAM_WRITE_WINDOW writes in flight, an
@@ -25,6 +26,7 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 from ...models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties
@@ -33,8 +35,9 @@ from ..base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamSt
 from ..broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeKind, ChangeSubscription
 from ..cursor import decode_cursor, encode_cursor
 from ..encoding import dumps_text, loads, stream_info
-from ..parameter_rows import join_rows, split_rows
+from ..parameter_rows import join_rows
 from ..retention import KEEP_EVERYTHING, Retention, trim_every
+from .data_writes import DataWrite, DataWriteBatch
 from .group_commit import AfterCommit, GroupCommitWriter
 from .schema import check_synchronous, close_connections, open_connections
 from .streams_table import INFO_COLUMNS, OpenStreamKeys, ensure_stream, read_info, touch
@@ -64,7 +67,7 @@ class SqliteStore(StreamStore):
             raise ValueError(f"max_cached_streams must be at least 1, not {max_cached_streams!r}")
         self.path = path
         self.synchronous = level
-        self.writer: GroupCommitWriter[Operation] = GroupCommitWriter(
+        self.writer: GroupCommitWriter[Operation | DataWrite] = GroupCommitWriter(
             self._apply, name=f"sqlite store {path}", unavailable=StoreUnavailable, rolled_back=self._rolled_back
         )
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
@@ -102,15 +105,26 @@ class SqliteStore(StreamStore):
 
     # --- the writer thread ------------------------------------------------------------------------
 
-    def _apply(self, conn: sqlite3.Connection, operations: list[Operation]) -> list[Any]:
-        """One transaction's operations, with the retention work due before and after them."""
+    def _apply(self, conn: sqlite3.Connection, writes: list[Operation | DataWrite]) -> list[Any]:
+        """One transaction's writes, with the retention work due before and after them. Data writes
+        are applied together (data_writes.py): flushed before anything else runs."""
         trimmer = self._trimmer
         trimmer.began()
-        results = []
+        data = DataWriteBatch(self._open_streams)
+        publish = self._publish_data
+        results: list[Any] = []
         try:
-            for operation in operations:
-                trimmer.before_write(conn)
-                results.append(operation(conn))
+            for write in writes:
+                if trimmer.trim_due():
+                    data.flush(conn)
+                    trimmer.trim_counts(conn)
+                if type(write) is DataWrite:
+                    trimmer.written(data.add(conn, write))
+                    results.append(AfterCommit(write.count, partial(publish, write)))
+                else:
+                    data.flush(conn)
+                    results.append(write(conn))  # type: ignore[operator]
+            data.flush(conn)
             trimmer.after_writes(conn)
         except sqlite3.OperationalError as error:
             # Disk full, I/O errors, a locked file: the client may retry. Anything else is a bug; keep it.
@@ -124,55 +138,26 @@ class SqliteStore(StreamStore):
     # --- writes -----------------------------------------------------------------------------------
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        now = time.time()
-
-        def apply(conn: sqlite3.Connection) -> AfterCommit:
-            key, changed = self._open_streams.key_for_data_write(conn, topic, stream_id)
-            conn.executemany(
-                "INSERT INTO events (stream, timestamp, id, value, tags) VALUES (?, ?, ?, ?, ?)",
-                [(key, e.timestamp, e.id, e.value, dumps_text(e.tags) if e.tags else None) for e in events],
-            )
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            touch(conn, key, now, [e.timestamp for e in events], events=len(events))
-            self._trimmer.written(key)
-            info = read_info(conn, key) if changed else None
-            return AfterCommit(len(events), lambda: self._publish_data(topic, stream_id, info, ChangeKind.EVENTS, events, last))
-
-        return self.writer.submit(apply)
+        return self.writer.submit(DataWrite(topic, stream_id, time.time(), events=events))
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        now = time.time()
+        return self.writer.submit(DataWrite(topic, stream_id, time.time(), parameter_data=data))
 
-        def apply(conn: sqlite3.Connection) -> AfterCommit:
-            key, changed = self._open_streams.key_for_data_write(conn, topic, stream_id)
-            conn.executemany(
-                "INSERT INTO parameter_rows (stream, timestamp, row_values) VALUES (?, ?, ?)",
-                [(key, timestamp, dumps_text(values)) for timestamp, values in split_rows(data)],
-            )
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            touch(conn, key, now, data.timestamps, rows=data.rows)
-            self._trimmer.written(key)
-            info = read_info(conn, key) if changed else None
-            return AfterCommit(data.rows, lambda: self._publish_data(topic, stream_id, info, ChangeKind.PARAMETERS, data, last))
-
-        return self.writer.submit(apply)
-
-    def _publish_data(
-        self, topic: str, stream_id: str, info: StreamInfo | None, kind: ChangeKind, items: Any, last: int
-    ) -> None:
-        """On the loop, after the commit: the stream's new state (created or reopened), then the data."""
+    def _publish_data(self, write: DataWrite) -> None:
+        """On the loop, after the commit: the stream's new state (made or reopened), then the data."""
         feed = self.changes
+        topic, stream_id = write.topic, write.stream_id
         if not feed.wants(topic, stream_id):
             return
-        if info is not None:
-            feed.publish(Change(ChangeKind.STREAM, topic, stream_id, info=info))
-        count = len(items) if kind == ChangeKind.EVENTS else items.rows
+        if write.info is not None:
+            feed.publish(Change(ChangeKind.STREAM, topic, stream_id, info=write.info))
+        count, last = write.count, write.last
         if count:
             cursors = [encode_cursor(seq) for seq in range(last - count + 1, last + 1)]
-            if kind == ChangeKind.EVENTS:
-                feed.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(items), cursors=cursors))
+            if write.events is not None:
+                feed.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(write.events), cursors=cursors))
             else:
-                feed.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=items, cursors=cursors))
+                feed.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=write.parameter_data, cursors=cursors))
 
     def _publish_stream(self, info: StreamInfo) -> None:
         if self.changes.wants(info.topic, info.stream_id):

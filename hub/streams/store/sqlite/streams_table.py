@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ...models import StreamInfo, StreamStatus
 from ..encoding import stream_info
@@ -52,6 +52,25 @@ def touch(
         _TOUCH,
         {"events": events, "rows": rows, "low": low, "high": high, "now": now, "reopen": reopen, "key": key},
     )
+
+
+# A data write's count: `touch` with reopen, its values by position (see touch_many).
+_TOUCH_DATA = """
+UPDATE streams SET
+    events = events + ?1,
+    parameter_rows = parameter_rows + ?2,
+    first_timestamp = coalesce(min(first_timestamp, ?3), first_timestamp, ?3),
+    last_timestamp = coalesce(max(last_timestamp, ?4), last_timestamp, ?4),
+    last_activity = ?5,
+    status = 'open'
+WHERE key = ?6
+"""
+
+
+def touch_many(conn: sqlite3.Connection, counters: Iterable[tuple[int, list[Any]]]) -> None:
+    """Count data writes, one UPDATE a stream: (key, [events, rows, lowest timestamp or None,
+    highest timestamp or None, time of the last write]) pairs; each stream is reopened."""
+    conn.executemany(_TOUCH_DATA, [(*counter, key) for key, counter in counters])
 
 
 def read_info(conn: sqlite3.Connection, key: int) -> StreamInfo:

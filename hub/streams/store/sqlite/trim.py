@@ -45,9 +45,9 @@ class Trimmer:
         if self._trims != self._trims_at_begin:
             self.trim_all = True
 
-    def before_write(self, conn: sqlite3.Connection) -> None:
-        if len(self.touched) >= self.max_touched:
-            self.trim_counts(conn)
+    def trim_due(self) -> bool:
+        """Before a write: the touched set is full, run `trim_counts` first (see `touched`)."""
+        return len(self.touched) >= self.max_touched
 
     def written(self, key: int) -> None:
         """Data was written to the stream `key`."""
