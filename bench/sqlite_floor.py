@@ -8,9 +8,11 @@ bare `executemany` + COMMIT: no futures, no threads, no savepoints, no counters,
 
 A "write" is one invocation's events; `--writes-per-commit` of them (200: 4 connections x 50 in
 flight, what one group commit sees under bench's load) go into one transaction, spread over
-`--streams` streams. Two variants a round:
-- `per_commit`: one executemany of every row of the transaction (the floor);
-- `per_write`: one executemany a write (what a store that inserts each write alone cannot beat).
+`--streams` streams. Three variants a round:
+- `per_commit`: one executemany of every row of the transaction;
+- `per_write`: one executemany a write (what a store that inserts each write alone cannot beat);
+- `multi_row`: every row of the transaction in multi-row `INSERT … VALUES (…),(…)` statements of at
+  most 256 rows (as the store writes them): the floor, the cheapest of the three per row.
 Reports CPU µs per event (process CPU time, so sqlite's own work and the fsync's system time count)
 and events/s (wall), medians over the rounds; the ceiling a store implies at a given hub cost is
 1 / (hub CPU µs/event + floor µs/event). Prints one JSON line.
@@ -46,6 +48,15 @@ CREATE TABLE events (
 CREATE INDEX events_by_stream ON events (stream);
 """
 INSERT = "INSERT INTO events (stream, timestamp, id, value, tags) VALUES (?, ?, ?, ?, ?)"
+MAX_ROWS_PER_INSERT = 256
+
+
+def insert_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """`rows` in multi-row INSERTs of at most MAX_ROWS_PER_INSERT rows (one statement text per size)."""
+    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+        chunk = rows[start : start + MAX_ROWS_PER_INSERT]
+        sql = "INSERT INTO events (stream, timestamp, id, value, tags) VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+        conn.execute(sql, [value for row in chunk for value in row])
 
 
 def open_file(path: str) -> sqlite3.Connection:
@@ -78,6 +89,8 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
             conn.execute("BEGIN")
             if variant == "per_commit":
                 conn.executemany(INSERT, [row for stream, evs in writes for row in rows_of(stream, evs)])
+            elif variant == "multi_row":
+                insert_rows(conn, [row for stream, evs in writes for row in rows_of(stream, evs)])
             else:
                 for stream, evs in writes:
                     conn.executemany(INSERT, rows_of(stream, evs))
@@ -86,11 +99,14 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
         gc.enable()
+    stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     conn.close()
+    n = commits * writes_per_commit * batch
+    if stored != n:  # a floor that dropped rows would look cheap
+        raise RuntimeError(f"sqlite floor {variant}: {stored} rows stored of {n}")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
-    n = commits * writes_per_commit * batch
     return {"variant": variant, "batch": batch, "commits": commits, "events": n,
             "events_per_s": round(n / wall, 1), "cpu_us_per_event": round(cpu / n * 1e6, 3),
             "cpu": round(cpu / wall, 3), "commit_ms": round(wall / commits * 1000, 3)}
@@ -99,7 +115,7 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
 def measure(batches=(1, 10), rounds: int = 3, seconds: float = 3.0, writes_per_commit: int = 200,
             streams: int = 4, log=None) -> dict:
     """Every (variant, batch) case `rounds` times, alternating the order; medians."""
-    cases = [(v, b) for b in batches for v in ("per_commit", "per_write")]
+    cases = [(v, b) for b in batches for v in ("multi_row", "per_commit", "per_write")]
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-floor-") as folder:
         for r in range(rounds):

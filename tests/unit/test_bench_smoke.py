@@ -46,10 +46,18 @@ def test_throughput_runs_the_stores_beside_memory_and_the_floor(capsys):
         assert result["ratios"]["redis_vs_memory.b10.events_per_s"] is not None
 
 
-def test_sqlite_floor_commits_rows_per_write_and_per_commit():
-    result = sqlite_floor.measure(batches=(1, 10), rounds=1, seconds=0.05, writes_per_commit=20)
-    assert set(result["cases"]) == {"per_commit/b1", "per_write/b1", "per_commit/b10", "per_write/b10"}
+def test_sqlite_floor_commits_rows_per_write_per_commit_and_in_multi_row_inserts():
+    result = sqlite_floor.measure(batches=(1, 10), rounds=1, seconds=0.05, writes_per_commit=20)  # raises if rows are missing
+    variants = ("multi_row", "per_commit", "per_write")
+    assert set(result["cases"]) == {f"{v}/b{b}" for v in variants for b in (1, 10)}
     assert all(case["events_per_s"] > 0 and case["cpu_us_per_event"] > 0 for case in result["cases"].values())
+
+
+def test_multi_row_inserts_store_every_row_in_order(tmp_path):
+    conn = sqlite_floor.open_file(str(tmp_path / "floor.db"))
+    rows = [(i % 3, i, f"e{i}", None, None) for i in range(600)]  # 256 + 256 + 88
+    sqlite_floor.insert_rows(conn, rows)
+    assert conn.execute("SELECT stream, timestamp, id, value, tags FROM events ORDER BY seq").fetchall() == rows
 
 
 def test_readback_pages_through_the_stream_and_matches_the_floor_byte_for_byte(capsys):
