@@ -3,7 +3,7 @@
     /hub                      SignalR Writer hub (negotiate; WebSockets,       hub/writer, hub/signalr
                               Server-Sent Events, long polling)
     /reader                   SignalR Reader hub: live subscriptions,          hub/reader
-                              fanned out from the store's change feed
+                              fanned out from the store's change broadcast
     /, /console/...           the live console page (static), no auth         hub/console
     /topics/...               HTTP Writer and read API (JSON, NDJSON, gzip)    hub/http_api/routes.py
     /topics/{t}/quarantine    NDJSON lines that were not valid events          hub/http_api/routes.py
