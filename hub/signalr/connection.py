@@ -247,30 +247,41 @@ class HubConnection:
         path): wait while the outbox is over half full, and under stateful reconnect let it be held
         back while the replay buffer is full. Never from the receive path, where the Ack that makes
         room arrives: there the bounded outbox closes a client that lets too much pile up."""
-        session = self.session
-        if session.state is not State.CONNECTED:
-            return
-        protocol = session.protocol
-        assert protocol is not None
+        data = self._encode_reply(message)
+        if data is not None and backpressure and not self.session.has_room:
+            await self.writer.wait_for_room()
+            if self.session.state is not State.CONNECTED:
+                return
+        if data is not None:
+            self._queue_reply(message, data, wait=backpressure)
+
+    def send_now(self, message: HubMessage) -> None:
+        """`send` without back-pressure, as a plain call (from a store future's done-callback)."""
+        data = self._encode_reply(message)
+        if data is not None:
+            self._queue_reply(message, data, wait=False)
+
+    def _encode_reply(self, message: HubMessage) -> str | bytes | None:
+        """The reply's record, None when the connection no longer takes replies."""
+        protocol = self.session.protocol
+        if self.session.state is not State.CONNECTED or protocol is None:
+            return None
         try:
-            data = protocol.encode(message)
+            return protocol.encode(message)
         except (TypeError, ValueError, OverflowError) as exc:
             # A hub result the protocol cannot carry: the caller gets an error, not a dead connection.
             if not isinstance(message, Completion) or message.error is not None:
                 raise
             log.error("connection %s: cannot encode result of %s: %s", self.log_id, message.invocation_id, exc)
-            data = protocol.encode(
+            return protocol.encode(
                 Completion.with_error(message.invocation_id, "An unexpected error occurred: the result could not be serialized.")
             )
-        if backpressure and not session.has_room:
-            await self.writer.wait_for_room()
-            if session.state is not State.CONNECTED:
-                return
+
+    def _queue_reply(self, message: HubMessage, data: str | bytes, *, wait: bool) -> None:
         try:
-            session.queue(message, data, wait=backpressure)
+            self.session.queue(message, data, wait=wait)
         except FellBehind as behind:
-            self.abort(str(behind), CloseReason.FELL_BEHIND)
-            return
+            return self.abort(str(behind), CloseReason.FELL_BEHIND)
         self.writer.flush_soon()
 
     def post(self, message: HubMessage, data: str | bytes | None = None) -> bool:

@@ -41,6 +41,11 @@ class ConnectionContext(Protocol):
         producer), while the connection's outbox is over half full."""
         ...
 
+    def send_now(self, message: HubMessage) -> None:
+        """`send` without waiting (a reply queued from a callback): the bounded outbox closes a client
+        that lets too much pile up."""
+        ...
+
     def post(self, message: HubMessage, data: str | bytes | None = None) -> bool:
         """Queue a server-to-client message without waiting; False when it was not queued."""
         ...

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .call import HubError
@@ -74,8 +75,10 @@ class Job:
     """Work an invocation leaves running beside the receive loop, for the connection to run."""
 
     kind: JobKind
-    run: Coroutine[Any, Any, None]
+    run: Coroutine[Any, Any, None] | None  # None: a COMPLETION answered by `complete` once `future` is done
     invocation_id: str | None = None  # STREAM: the invocation a CancelInvocation names
+    future: asyncio.Future | None = None
+    complete: Callable[[asyncio.Future], None] | None = None
 
 
 class HubDispatcher:
@@ -252,10 +255,13 @@ class HubDispatcher:
             await self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
             return None
         if isinstance(result, Deferred):
-            finish = self._finish(conn, target, invocation_id, result)
-            if defer and not _settled(result.awaitable):
-                return Job(JobKind.COMPLETION, finish)  # counted against --max-invocations-per-connection
-            await finish
+            awaitable = result.awaitable
+            if defer and not _settled(awaitable):  # counted against --max-invocations-per-connection
+                if isinstance(awaitable, asyncio.Future):  # a store's future: answered from its callback, no Task
+                    complete = partial(self._complete_settled, conn, target, invocation_id, result.void)
+                    return Job(JobKind.COMPLETION, None, future=awaitable, complete=complete)
+                return Job(JobKind.COMPLETION, self._finish(conn, target, invocation_id, result))
+            await self._finish(conn, target, invocation_id, result)
             return None
         if invocation_id is not None:
             await conn.send(Completion.with_result(invocation_id, result))
@@ -284,6 +290,23 @@ class HubDispatcher:
             return
         if invocation_id is not None:
             await conn.send(Completion.with_result(invocation_id, None if deferred.void else result))
+
+    def _complete_settled(
+        self, conn: ConnectionContext, target: str, invocation_id: str | None, void: bool, future: asyncio.Future
+    ) -> None:
+        """`_finish` for a Deferred future, as its done-callback: the same Completion, without a Task."""
+        if future.cancelled():
+            return  # as a cancelled Task: no Completion
+        error = future.exception()
+        if error is None:
+            if invocation_id is not None:
+                conn.send_now(Completion.with_result(invocation_id, None if void else future.result()))
+        elif not isinstance(error, Exception):
+            log.error("hub method %s: its result failed with %r", target, error)
+        elif invocation_id is None:
+            log.info("fire-and-forget invocation of %s failed: %s", target, self._error_text(target, error))
+        else:
+            conn.send_now(Completion.with_error(invocation_id, self._error_text(target, error)))
 
     async def _stream(
         self, conn: ConnectionContext, method: HubMethod, msg: StreamInvocation, uploads: list[UploadStream]

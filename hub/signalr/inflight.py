@@ -42,6 +42,8 @@ class InFlight:
 
     def run(self, job: Job) -> asyncio.Future:
         """Start `job`, counted against its bound until it ends."""
+        if job.run is None:  # a Completion answered from its future's callback: no task to make
+            return self._await_future(job)
         task = asyncio.ensure_future(job.run)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -55,6 +57,16 @@ class InFlight:
             if self._ended:
                 task.cancel()  # the connection ended while the invocation was being applied
         return task
+
+    def _await_future(self, job: Job) -> asyncio.Future:
+        future, complete = job.future, job.complete
+        assert future is not None and complete is not None
+        self.pending += 1
+        self._tasks.add(future)
+        future.add_done_callback(complete)  # first: the Completion is queued before the bound frees
+        future.add_done_callback(self._tasks.discard)
+        future.add_done_callback(self._completed)
+        return future
 
     def _completed(self, _task: asyncio.Future) -> None:
         self.pending -= 1
