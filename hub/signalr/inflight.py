@@ -1,7 +1,8 @@
 """The work one connection runs beside its receive loop, and its bounds.
 
 An invocation may leave work running once the receive loop has moved on: the dispatcher hands it
-back as a `Job` (dispatcher.py) and the connection runs it here. `InFlight` holds each task until it
+back as a `Job` (dispatcher.py) and the connection runs it here: a task, or for a Completion that
+waits on a store's future, only a callback on that future (no task). `InFlight` holds each until it
 ends (`drain` waits for them when the server shuts down) and bounds them:
 - deferred Completions (`JobKind.COMPLETION`): at most --max-invocations-per-connection pending
   (`full`); past it the connection reads nothing more from its client until one completes
