@@ -248,17 +248,17 @@ class HubConnection:
         back while the replay buffer is full. Never from the receive path, where the Ack that makes
         room arrives: there the bounded outbox closes a client that lets too much pile up."""
         data = self._encode_reply(message)
-        if data is not None and backpressure and not self.session.has_room:
+        if data is None:
+            return
+        if backpressure and not self.session.has_room:
             await self.writer.wait_for_room()
             if self.session.state is not State.CONNECTED:
                 return
-        if data is not None:
-            self._queue_reply(message, data, wait=backpressure)
+        self._queue_reply(message, data, wait=backpressure)
 
     def send_now(self, message: HubMessage) -> None:
         """`send` without back-pressure, as a plain call (from a store future's done-callback)."""
-        data = self._encode_reply(message)
-        if data is not None:
+        if (data := self._encode_reply(message)) is not None:
             self._queue_reply(message, data, wait=False)
 
     def _encode_reply(self, message: HubMessage) -> str | bytes | None:

@@ -118,17 +118,17 @@ class HubDispatcher:
         method = self.methods.get(msg.target.lower())
         error = self._check(msg.target, method, msg.arguments, msg.stream_ids, streaming=False)
         if error is not None:
-            await self._complete_error(conn, msg.invocation_id, msg.target, error)
+            self._complete_error(conn, msg.invocation_id, msg.target, error)
             return None
         assert method is not None
         if msg.stream_ids:
             streams = conn.streams
             if streams.full:
-                await self._complete_error(conn, msg.invocation_id, msg.target, _too_many_streams(streams.limit))
+                self._complete_error(conn, msg.invocation_id, msg.target, _too_many_streams(streams.limit))
                 return None
             uploads = self._open_uploads(conn, msg.stream_ids)
             if isinstance(uploads, str):
-                await self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads))
+                self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads))
                 return None
             # Not awaited: the connection must go on reading to deliver the stream's items.
             run = self._run_with_uploads(conn, method, msg.target, msg.invocation_id, msg.arguments, uploads)
@@ -144,12 +144,12 @@ class HubDispatcher:
         if error is None and streams.full:
             error = _too_many_streams(streams.limit)
         if error is not None:
-            await self._complete_error(conn, msg.invocation_id, msg.target, error)
+            self._complete_error(conn, msg.invocation_id, msg.target, error)
             return None
         assert method is not None
         uploads = self._open_uploads(conn, msg.stream_ids)
         if isinstance(uploads, str):
-            await self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads))
+            self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads))
             return None
         return Job(JobKind.STREAM, self._stream(conn, method, msg, uploads), msg.invocation_id)
 
@@ -231,11 +231,11 @@ class HubDispatcher:
         log.error("streaming hub method %s failed", target, exc_info=exc)
         return text
 
-    async def _complete_error(self, conn: ConnectionContext, invocation_id: str | None, target: str, error: str) -> None:
+    def _complete_error(self, conn: ConnectionContext, invocation_id: str | None, target: str, error: str) -> None:
         if invocation_id is None:
             log.info("fire-and-forget invocation of %s failed: %s", target, error)
             return
-        await conn.send(Completion.with_error(invocation_id, error))
+        conn.send_now(Completion.with_error(invocation_id, error))
 
     async def _run(
         self,
@@ -252,7 +252,7 @@ class HubDispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a Completion error
-            await self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
+            self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
             return None
         if isinstance(result, Deferred):
             awaitable = result.awaitable
@@ -286,7 +286,7 @@ class HubDispatcher:
         try:
             result = await deferred.awaitable
         except Exception as exc:  # noqa: BLE001
-            await self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
+            self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
             return
         if invocation_id is not None:
             await conn.send(Completion.with_result(invocation_id, None if deferred.void else result))
@@ -303,10 +303,8 @@ class HubDispatcher:
                 conn.send_now(Completion.with_result(invocation_id, None if void else future.result()))
         elif not isinstance(error, Exception):
             log.error("hub method %s: its result failed with %r", target, error)
-        elif invocation_id is None:
-            log.info("fire-and-forget invocation of %s failed: %s", target, self._error_text(target, error))
         else:
-            conn.send_now(Completion.with_error(invocation_id, self._error_text(target, error)))
+            self._complete_error(conn, invocation_id, target, self._error_text(target, error))
 
     async def _stream(
         self, conn: ConnectionContext, method: HubMethod, msg: StreamInvocation, uploads: list[UploadStream]

@@ -204,6 +204,10 @@ class ReadWindow:
         """Whether a timestamp bound is set (an unfiltered read is a plain slice of arrival order)."""
         return self.from_ts is not None or self.to_ts is not None
 
+    def positions_only(self) -> ReadWindow:
+        """This window without its timestamp bounds (for rows with no timestamp: the quarantine)."""
+        return ReadWindow(limit=self.limit, after=self.after) if self.filtered else self
+
     def admits(self, timestamp: int) -> bool:
         """Whether an item with this timestamp is inside [from_ts, to_ts)."""
         return (self.from_ts is None or timestamp >= self.from_ts) and (self.to_ts is None or timestamp < self.to_ts)

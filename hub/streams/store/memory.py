@@ -222,7 +222,7 @@ class MemoryStore(StreamStore):
     # --- reads ------------------------------------------------------------------------------------
 
     async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
-        return _page(self._quarantine.get(topic, []), _no_timestamp, ReadWindow(limit=window.limit, after=window.after))
+        return _page(self._quarantine.get(topic, []), _no_timestamp, window.positions_only())
 
     async def list_topics(self) -> list[TopicSummary]:
         return [TopicSummary(topic, len(streams)) for topic, streams in sorted(self._topics.items())]

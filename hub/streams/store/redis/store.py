@@ -202,7 +202,7 @@ class RedisStore(StreamStore):
         return Page([parameter_data_of(entries)], cursor, last)
 
     async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
-        unfiltered = ReadWindow(limit=window.limit, after=window.after)  # quarantined rows have no timestamp
+        unfiltered = window.positions_only()
         entries, cursor, last = await self._scan(self.keys.quarantine(topic), unfiltered)
         return Page([QuarantinedRow(*loads(fields[b"d"])) for _, fields in entries], cursor, last)
 
