@@ -87,18 +87,25 @@ async def writer(path: str) -> AsyncIterator[ToyWriter]:
     conn.close()
 
 
+async def behind_a_hold(writer: ToyWriter, writes: list[Any]) -> tuple[Hold, list[asyncio.Future]]:
+    """Submit `writes` while the writer is busy with a held write, so that they make one batch; then
+    release it. Returns the held write and the futures of `writes`."""
+    hold = Hold()
+    held = writer.submit(hold)
+    await hold.wait_entered()
+    futures = [writer.submit(write) for write in writes]
+    hold.released.set()
+    assert await held == "held"
+    return hold, futures
+
+
 def stored(path: str) -> list[int]:
     with sqlite3.connect(path) as conn:  # a connection of its own: sees only what was committed
         return [v for (v,) in conn.execute("SELECT v FROM t ORDER BY rowid")]
 
 
 async def test_one_commit_per_batch(writer: ToyWriter, path: str) -> None:
-    hold = Hold()
-    held = writer.submit(hold)
-    await hold.wait_entered()
-    rest = [writer.submit(i) for i in range(1, 101)]  # queued while the writer is busy
-    hold.released.set()
-    assert await held == "held"
+    hold, rest = await behind_a_hold(writer, list(range(1, 101)))
     assert await asyncio.gather(*rest) == [i * 10 for i in range(1, 101)]
     assert writer.batches == [[hold], list(range(1, 101))]
     assert writer.commits == 2
@@ -106,14 +113,8 @@ async def test_one_commit_per_batch(writer: ToyWriter, path: str) -> None:
 
 
 async def test_a_failing_write_fails_alone(writer: ToyWriter, path: str) -> None:
-    hold, bad_write = Hold(), ValueError("bad write")
-    held = writer.submit(hold)
-    await hold.wait_entered()
-    good = writer.submit(1)
-    bad = writer.submit(bad_write)
-    also_good = [writer.submit(2), writer.submit(3)]
-    hold.released.set()
-    await held
+    bad_write = ValueError("bad write")
+    hold, (good, bad, *also_good) = await behind_a_hold(writer, [1, bad_write, 2, 3])
     assert await good == 10
     with pytest.raises(ValueError, match="bad write"):
         await bad
@@ -142,13 +143,8 @@ async def test_writes_are_applied_in_call_order_whatever_the_await_order(writer:
 
 
 async def test_a_failed_commit_fails_its_whole_batch(writer: ToyWriter, path: str) -> None:
-    hold = Hold()
-    held = writer.submit(hold)
-    await hold.wait_entered()
-    doomed = [writer.submit(i) for i in range(1, 4)]
-    writer.fail_commit_of = 2
-    hold.released.set()
-    assert await held == "held"
+    writer.fail_commit_of = 2  # not in the held write's transaction: in the next one
+    _, doomed = await behind_a_hold(writer, [1, 2, 3])
     for future in doomed:
         with pytest.raises(Unavailable, match=r"^toy: transaction not committed: disk I/O error \(test\)$"):
             await future
@@ -177,12 +173,7 @@ async def test_a_writer_stopped_by_a_bug_answers_every_write(path: str) -> None:
     conn = make_table(path)
     writer = ToyWriter()
     writer.start(conn)
-    hold = Hold()
-    held = writer.submit(hold)
-    await hold.wait_entered()
-    stopping = [writer.submit(SystemExit("bug")), writer.submit(1)]  # not an Exception: not a write's own failure
-    hold.released.set()
-    assert await held == "held"
+    _, stopping = await behind_a_hold(writer, [SystemExit("bug"), 1])  # not an Exception: not a write's own failure
     for future in stopping:
         with pytest.raises(Unavailable, match=r"^sqlite writer stopped: SystemExit\('bug'\)$"):
             await future
