@@ -27,7 +27,7 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 
 from . import cors
-from .auth import TokenAuth
+from .auth.authenticator import REVOKED, AuthConfig, Authenticator
 from .config import Settings, default_max_connections
 from . import __version__
 from .http_api import errors as http_errors
@@ -41,6 +41,7 @@ from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
 from .ratelimit import RateLimiter
+from .signalr.close_reason import CloseReason
 from .signalr.options import SignalROptions
 from .signalr.connections import ConnectionSlots
 from .signalr.endpoint import HubEndpoint
@@ -55,7 +56,11 @@ from .console import console_operation, console_routes
 def build_app(settings: Settings, tokens: list[str]) -> Starlette:
     store = open_store(settings.store, settings.data_dir, settings.retention, timeout=settings.store_timeout)
     service = StreamService(store)
-    auth = TokenAuth(tokens, allow_anonymous=settings.allow_anonymous)
+    auth = Authenticator(AuthConfig(
+        tokens=tuple(tokens), token_file=settings.token_file, jwt_secret=settings.jwt_secret,
+        jwt_secret_file=settings.jwt_secret_file, jwt_public_key=settings.jwt_public_key,
+        jwt_issuer=settings.jwt_issuer, jwt_audience=settings.jwt_audience, allow_anonymous=settings.allow_anonymous,
+    ))  # raises AuthError on a malformed token file or key
     options = SignalROptions(
         keepalive_interval=settings.keepalive_interval,
         client_timeout=settings.client_timeout,
@@ -100,14 +105,23 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
             timeout = settings.shutdown_timeout
             await asyncio.gather(*(endpoint.shutdown(timeout) for endpoint in endpoints), acks.drain(timeout))
 
+    def close_revoked() -> None:
+        """After a reload: the connections of a removed token (or of a JWT no key verifies) end now."""
+        for endpoint in endpoints:
+            endpoint.close_connections(lambda user: user is None or user.revoked, REVOKED, CloseReason.TOKEN_REVOKED)
+
+    auth.listeners.append(close_revoked)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         for endpoint in endpoints:
             await endpoint.start()
+        await auth.start()  # SIGHUP and file changes reload the tokens and keys
         try:
             yield
         finally:
+            await auth.stop()
             await drain()
             await store.close()
 
@@ -123,6 +137,7 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
         lifespan=lifespan,
     )
     app.state.drain = drain
+    app.state.auth = auth
     app.state.service = service
     app.state.openapi = openapi
     return app

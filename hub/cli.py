@@ -17,7 +17,8 @@ from typing import Sequence
 import uvicorn
 
 from .app import build_app
-from .auth import generated_token, load_token_file, token_path
+from .auth.authenticator import AuthError
+from .auth.generated import generated_token, token_path
 from .config import Settings, default_max_connections, parse_settings
 from .http_edge import http_protocol_class
 from .logs import configure_logging
@@ -52,10 +53,10 @@ class GracefulServer(uvicorn.Server):
 
 
 def _tokens(settings: Settings) -> list[str]:
+    """The admin tokens: --token, else (no token file, no JWT key either) the generated one."""
     tokens = list(settings.tokens)
-    if settings.token_file:
-        tokens += load_token_file(settings.token_file)
-    if tokens or settings.allow_anonymous:
+    configured = settings.token_file or settings.jwt_secret or settings.jwt_secret_file or settings.jwt_public_key
+    if tokens or configured or settings.allow_anonymous:
         return tokens
     token, created = generated_token(settings.data_dir)
     path = token_path(settings.data_dir)
@@ -127,7 +128,11 @@ def serve(settings: Settings, sockets: list | None = None) -> int:
     tokens = _tokens(settings)
     if settings.allow_anonymous:
         log.warning("ANONYMOUS ACCESS IS ON: anyone who can reach %s:%s can read and write", settings.host, settings.port)
-    app = build_app(settings, tokens)
+    try:
+        app = build_app(settings, tokens)
+    except AuthError as exc:  # a malformed token file or key: names the file and line, never a token
+        print(f"writer-hub: {exc}", file=sys.stderr, flush=True)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.host,

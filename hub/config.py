@@ -18,6 +18,11 @@ class Settings:
     port: int = 8080
     tokens: list[str] = field(default_factory=list)
     token_file: str | None = None
+    jwt_secret: str | None = None  # HS256; prefer jwt_secret_file or HUB_JWT_SECRET (argv is visible in ps)
+    jwt_secret_file: str | None = None
+    jwt_public_key: str | None = None  # PEM file of RS256/ES256 public keys
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
     allow_anonymous: bool = False
     store: str = "sqlite"
     store_timeout: float = 10.0  # seconds a store write may take (redis: then it is never applied)
@@ -99,7 +104,12 @@ def _http_implementation(text: str) -> str:
 _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("host", str, "address to listen on"),
     ("port", int, "port to listen on"),
-    ("token-file", str, "file of accepted tokens, one a line"),
+    ("token-file", str, "file of accepted tokens: `<token> [name=<name>] [<read|write|admin>:<topic glob> ...]` a line; re-read on SIGHUP and when it changes"),
+    ("jwt-secret", str, "accept HS256 JWT bearer tokens signed with this secret (prefer --jwt-secret-file or the env)"),
+    ("jwt-secret-file", str, "file holding the HS256 JWT secret; re-read on SIGHUP and when it changes"),
+    ("jwt-public-key", str, "PEM file of RS256/ES256 public keys (any may sign); re-read on SIGHUP and when it changes"),
+    ("jwt-issuer", str, "the iss every JWT must carry (not checked when not given)"),
+    ("jwt-audience", str, "the aud every JWT must carry (not checked when not given)"),
     ("store", str, "where data is kept: sqlite (<data-dir>/hub.db) | sqlite:///path.db | memory | redis://host:port/db"),
     ("store-timeout", _positive(float), "seconds a write to a redis store may take before it is answered failed (never applied after)"),
     ("data-dir", str, "where the hub keeps what it must keep (the generated token, the database)"),

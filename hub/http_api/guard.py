@@ -12,7 +12,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..auth import TokenAuth, request_token
+from ..auth.authenticator import Authenticator, request_token
+from ..auth.principal import Principal
 from ..ratelimit import Decision, RateLimiter
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
@@ -22,7 +23,7 @@ from .operations import Handler, Operation
 
 
 class Guard:
-    def __init__(self, auth: TokenAuth, limiter: RateLimiter | None = None):
+    def __init__(self, auth: Authenticator, limiter: RateLimiter | None = None):
         self.auth = auth
         self.limiter = limiter
 
@@ -33,9 +34,10 @@ class Guard:
             return endpoint
 
         async def guarded(request: Request) -> Response:
-            user = self.authenticate(op, request)
-            request.state.user = user  # for the layers inside (idempotency scopes records by it)
-            decision = self._spend(op, request, user)
+            principal = self.authenticate(op, request)
+            request.state.principal = principal  # for the layers inside (listings are filtered by it)
+            request.state.user = principal.name  # idempotency scopes records by it
+            decision = self._spend(op, request, principal.name)
             try:
                 response = await endpoint(request)
             except ApiError as exc:
@@ -56,11 +58,11 @@ class Guard:
 
     # --- who ---------------------------------------------------------------------------------------
 
-    def authenticate(self, op: Operation, request: Request) -> str:
+    def authenticate(self, op: Operation, request: Request) -> Principal:
         if op.auth == "tinybird":
             # Tinybird senders put the token in the header or in ?token=.
             token = request_token(request) or request.query_params.get("token")
-            user = self.auth.user_for(token or "")
+            user = self.auth.principal_for(token or "")
             if user is None:
                 raise ApiError(403, "Forbidden: a valid token is required (Authorization: Bearer <token> or ?token=<token>).")
             return user
@@ -73,7 +75,7 @@ class Guard:
             raise ApiError(401, headers={"WWW-Authenticate": "Bearer"})
         return user
 
-    def _shared_access_signature(self, header: str, request: Request) -> str:
+    def _shared_access_signature(self, header: str, request: Request) -> Principal:
         try:
             signature = sas.parse(header)
         except sas.SasError as exc:
@@ -85,7 +87,7 @@ class Guard:
                 {"WWW-Authenticate": sas.SCHEME},
             )
         for message in signature.signed_messages():
-            user = self.auth.user_for_signature(message, signature.signature)
+            user = self.auth.principal_for_signature(message, signature.signature)
             if user is not None:
                 return user
         raise ApiError(

@@ -40,8 +40,7 @@ from .close_reason import CloseReason
 from .dispatcher import HubDispatcher
 from .handshake import HandshakeError
 from .inflight import InFlight
-from .messages import CANCEL_INVOCATION, CLOSE, COMPLETION, INVOCATION, STREAM_INVOCATION, STREAM_ITEM
-from .messages import Close, Completion, HubMessage
+from .messages import CANCEL_INVOCATION, CLOSE, COMPLETION, INVOCATION, STREAM_INVOCATION, STREAM_ITEM, Close, Completion, HubMessage
 from .options import SignalROptions
 from .outbox import FellBehind
 from .protocols.base import HubProtocol, MessageTooLarge, ProtocolError
@@ -49,6 +48,7 @@ from .session import Session, State
 from .stateful import MessageBuffer
 from .streaming import ConnectionStreams
 from .transports.base import GOODBYE_TIMEOUT, Transport
+from .user import User
 from .writer import Writer
 
 log = logging.getLogger("hub.signalr")
@@ -84,7 +84,7 @@ class HubConnection:
         transport: Transport,
         dispatcher: HubDispatcher,
         options: SignalROptions,
-        user: str | None = None,
+        user: User | None = None,
         log_id: str | None = None,
     ):
         self.connection_id = connection_id
@@ -93,7 +93,7 @@ class HubConnection:
         self.log_id = log_id or connection_id
         self.dispatcher = dispatcher
         self.options = options
-        self.call = CallContext(connection_id=connection_id, user=user)
+        self.call = CallContext(connection_id, None if user is None else user.name, user)
         self.session = Session(options, transport.transfer_formats, dispatcher.binders)
         self.writer = Writer(self.session, transport, self.log_id)
         self.created = self.writer.last_sent

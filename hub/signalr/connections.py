@@ -5,6 +5,7 @@ found by the id its transport requests carry, and holds a --max-connections slot
 removed. Who negotiated it (`user`) is kept so that the endpoint refuses another user's requests.
 The sweeper disposes of a connection that had no transport request attached for the disconnect
 timeout: never attached, a long-polling client gone, or a stateful WebSocket that did not resume.
+A connection whose user's credential expires is closed then (`Expiry`).
 What a transport request looks like is the endpoint's business (endpoint.py).
 """
 
@@ -20,12 +21,45 @@ from typing import TYPE_CHECKING
 
 from .close_reason import CloseReason
 from .transports.base import Transport
+from .user import EXPIRED
 from .transports.websocket import WebSocketTransport
 
 if TYPE_CHECKING:
     from .connection import HubConnection
 
 log = logging.getLogger("hub.signalr")
+
+
+class Expiry:
+    """Closes each connection when its user's credential expires (ASP.NET's
+    CloseOnAuthenticationExpiration), with a Close that lets the client reconnect with a fresh one.
+    Bound: one timer per live connection whose user expires; each is cancelled when the
+    connection is forgotten, so a closed connection is never held until its token's exp."""
+
+    def __init__(self) -> None:
+        self._timers: dict[HubConnection, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task] = set()
+
+    def watch(self, conn: HubConnection) -> None:
+        user = conn.call.principal
+        expires_at = None if user is None else user.expires_at
+        if expires_at is None or conn in self._timers:
+            return
+        delay = max(0.0, expires_at - time.time())
+        self._timers[conn] = asyncio.get_running_loop().call_later(delay, self._expire, conn)
+
+    def forget(self, conn: HubConnection) -> None:
+        timer = self._timers.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, conn: HubConnection) -> None:
+        self._timers.pop(conn, None)
+        if conn.closed.is_set():
+            return
+        task = asyncio.ensure_future(conn.close(EXPIRED, allow_reconnect=True, reason=CloseReason.TOKEN_EXPIRED))
+        self._closing.add(task)  # referenced until done, or the loop may collect it
+        task.add_done_callback(self._closing.discard)
 
 
 class ConnectionSlots:
@@ -101,6 +135,7 @@ class ConnectionRegistry:
         self.slots = slots if slots is not None else ConnectionSlots(2**31)
         self.live: MutableSet[HubConnection] = live if live is not None else set()
         self._sweeper: asyncio.Task | None = None
+        self.expiry = Expiry()
 
     def create(self, user: str | None, version: int) -> NegotiatedConnection | None:
         """A new connection, holding a slot until it is removed; None when no slot is free."""
@@ -120,6 +155,7 @@ class ConnectionRegistry:
         """`conn` now runs on `record`: the keep-alive ticks it until it is forgotten."""
         record.hub_connection = conn
         self.live.add(conn)
+        self.expiry.watch(conn)
 
     def remove(self, record: NegotiatedConnection) -> None:
         """No transport request finds it any more; its slot is given back. Idempotent."""
@@ -131,6 +167,7 @@ class ConnectionRegistry:
         self.remove(record)
         if record.hub_connection is not None:
             self.live.discard(record.hub_connection)
+            self.expiry.forget(record.hub_connection)
 
     def expire(self, now: float) -> list[NegotiatedConnection]:
         """Remove and return the connections idle (no transport request) for the disconnect timeout."""

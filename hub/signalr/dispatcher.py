@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from .call import HubError
+from .call import HubError, Unauthorized
 from .context import ConnectionContext
 from .groups import HubClients
 from .hub import Deferred, Hub, HubMethod
@@ -52,6 +52,11 @@ def _bad_arity(target: str, given: int, expected: int) -> str:
 
 def _too_many_streams(limit: int) -> str:
     return f"Too many streams on this connection (limit {limit})."
+
+
+def unauthorized(target: str) -> str:
+    """ASP.NET's text when an authorization policy refuses a hub method."""
+    return f"Failed to invoke '{target}' because user is unauthorized"
 
 
 def _unexpected(target: str, detail: str | None = None) -> str:
@@ -219,6 +224,8 @@ class HubDispatcher:
             upload.close()
 
     def _error_text(self, target: str, exc: BaseException) -> str:
+        if isinstance(exc, Unauthorized):
+            return unauthorized(target)
         if isinstance(exc, (HubError, *self.hub.user_errors)):
             return _unexpected(target, str(exc))
         log.error("hub method %s failed", target, exc_info=exc)
@@ -226,6 +233,8 @@ class HubDispatcher:
 
     def _stream_error_text(self, target: str, exc: BaseException) -> str:
         text = "An error occurred on the server while streaming results."
+        if isinstance(exc, Unauthorized):
+            return unauthorized(target)
         if isinstance(exc, (HubError, *self.hub.user_errors)):
             return f"{text} HubException: {exc}"
         log.error("streaming hub method %s failed", target, exc_info=exc)

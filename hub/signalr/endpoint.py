@@ -13,12 +13,13 @@ import asyncio
 import logging
 from typing import Callable
 
-from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from .close_reason import CloseReason
 from .connection import HubConnection
 from .keepalive import KeepAlive
 from .options import SignalROptions
@@ -30,11 +31,9 @@ from .transports.base import Transport
 from .transports.long_polling import ENDED, LongPollingTransport
 from .transports.sse import ServerSentEventsTransport
 from .transports.websocket import WebSocketTransport
+from .user import Authenticator, User
 
 log = logging.getLogger("hub.signalr")
-
-#: Who a request is: a user name, or None when it must be refused with 401.
-Authenticator = Callable[[HTTPConnection], "str | None"]
 
 SHUTTING_DOWN = {"error": "The server is shutting down: connect again in a moment."}
 NOT_YOURS = {"error": "Forbidden: this connection was negotiated by another user."}
@@ -70,6 +69,7 @@ class HubEndpoint:
         # The keep-alive ticks the connections the registry starts, until it forgets them.
         self.registry = ConnectionRegistry(options.disconnect_timeout, slots, live=self.keepalive.connections)
         self.stopping = False
+        self._closing: set[asyncio.Task] = set()
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -102,6 +102,16 @@ class HubEndpoint:
         await self.keepalive.stop()
         self.registry.stop()
 
+    def close_connections(self, which: Callable[[User | None], bool], error: str, reason: CloseReason) -> int:
+        """Close (no reconnect) every connection whose user `which` picks, e.g. those of a revoked
+        token; returns how many. The Closes are written in the background."""
+        chosen = [c for c in self.registry.live if not c.closed.is_set() and which(c.call.principal)]
+        for conn in chosen:
+            task = asyncio.ensure_future(conn.close(error, allow_reconnect=False, reason=reason))
+            self._closing.add(task)  # referenced until done, or the loop may collect it
+            task.add_done_callback(self._closing.discard)
+        return len(chosen)
+
     # --- negotiate -----------------------------------------------------------------------------------
 
     async def negotiate(self, request: Request) -> Response:
@@ -115,7 +125,7 @@ class HubEndpoint:
         except ValueError:
             requested = 0
         version = 1 if requested >= 1 else 0
-        record = self.registry.create(user, version)
+        record = self.registry.create(user.name, version)
         if record is None:
             return JSONResponse(too_many_connections(self.registry.slots), status_code=503, headers={"Retry-After": "5"})
         body: dict = {"negotiateVersion": version, "connectionId": record.connection_id}
@@ -153,7 +163,7 @@ class HubEndpoint:
             if record is None:
                 await _deny(ws, 404, {"error": "No Connection with that ID"})
                 return
-            if not record.belongs_to(user):
+            if not record.belongs_to(user.name):
                 log.info("connection %s: WebSocket refused: another user's connection", record.log_id)
                 await _deny(ws, 403, NOT_YOURS)
                 return
@@ -165,7 +175,7 @@ class HubEndpoint:
                 await _deny(ws, 409, {"error": "Another transport is already attached to this connection."})
                 return
         else:  # skipNegotiation: the connection is made on the fly
-            made = self.registry.create(user, 1)
+            made = self.registry.create(user.name, 1)
             if made is None:
                 await _deny(ws, 503, too_many_connections(self.registry.slots))
                 return
@@ -222,7 +232,7 @@ class HubEndpoint:
         record = self.registry.get(token)
         if record is None:
             return PlainTextResponse("No Connection with that ID", status_code=404)
-        if not record.belongs_to(user):  # ASP.NET only logs this; here nothing happens to the connection
+        if not record.belongs_to(user.name):  # ASP.NET only logs this; here nothing happens to the connection
             log.info("connection %s: %s refused: another user's connection", record.log_id, request.method)
             return JSONResponse(NOT_YOURS, status_code=403)
         if self.stopping and record.hub_connection is None:  # no new connections while draining
@@ -244,7 +254,7 @@ class HubEndpoint:
             return _EventStream(self, record, user)
         return await self._poll(request, record, user)
 
-    async def _poll(self, request: Request, record: NegotiatedConnection, user: str | None) -> Response:
+    async def _poll(self, request: Request, record: NegotiatedConnection, user: User) -> Response:
         if record.hub_connection is None:  # the first poll starts the connection and returns at once
             record.attach(LongPollingTransport)
             try:
@@ -298,7 +308,7 @@ class HubEndpoint:
         await self.registry.dispose(record, "DELETE")
         return Response(b"", status_code=202, media_type="text/plain")
 
-    async def start_connection(self, record: NegotiatedConnection, transport: Transport, user: str | None) -> HubConnection:
+    async def start_connection(self, record: NegotiatedConnection, transport: Transport, user: User) -> HubConnection:
         """The hub connection of an HTTP transport's first request, fed what was POSTed before it."""
         conn = HubConnection(record.connection_id, transport, self.dispatcher, self.options, user, record.log_id)
         self.registry.started(record, conn)
@@ -312,7 +322,7 @@ class HubEndpoint:
 class _EventStream:
     """The SSE response, open for as long as the connection lives."""
 
-    def __init__(self, endpoint: HubEndpoint, record: NegotiatedConnection, user: str | None):
+    def __init__(self, endpoint: HubEndpoint, record: NegotiatedConnection, user: User):
         self.endpoint, self.record, self.user = endpoint, record, user
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -106,6 +106,11 @@ class HubClients:
     def __len__(self) -> int:
         return len(self._connections)
 
+    def principal(self, connection_id: str) -> Any:
+        """Who the connection's user is (CallContext.principal); None when it is not connected."""
+        conn = self._connections.get(connection_id)
+        return None if conn is None else conn.call.principal
+
     def send(self, connection_id: str, target: str, *arguments: Any) -> bool:
         """Call the client method `target` on one connection. False when it is gone (or was just
         closed for falling behind)."""

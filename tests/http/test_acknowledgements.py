@@ -12,7 +12,7 @@ import pytest
 from e2e.support import events_url
 from starlette.applications import Starlette
 
-from hub.auth import TokenAuth
+from hub.auth.authenticator import AuthConfig, Authenticator
 from hub.http_api import errors
 from hub.http_api.guard import Guard
 from hub.http_api.operations import build_routes
@@ -60,7 +60,7 @@ async def _after(gate: asyncio.Future, written):
 async def api():
     store = GatedStore()
     http_api = HttpApi(StreamService(store), max_body_size=1_000_000)
-    app = Starlette(routes=build_routes(http_api.operations, Guard(TokenAuth([TOKEN])).wrap),
+    app = Starlette(routes=build_routes(http_api.operations, Guard(Authenticator(AuthConfig(tokens=(TOKEN,)))).wrap),
                     exception_handlers=errors.HANDLERS)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers={"Authorization": f"Bearer {TOKEN}"}) as client:

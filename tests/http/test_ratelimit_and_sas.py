@@ -11,7 +11,8 @@ import urllib.parse
 
 import pytest
 
-from hub.auth import TokenAuth
+from hub.auth.authenticator import AuthConfig, Authenticator
+from hub.auth.principal import Principal
 from hub.http_api import sas
 from hub.ratelimit import RateLimiter
 
@@ -111,35 +112,35 @@ def azure_sample_token(namespace: str, hub: str, key_name: str, key: str, expiry
     return f"SharedAccessSignature sr={uri}&sig={signature}&se={expiry}&skn={key_name}"
 
 
-def verify(auth: TokenAuth, header: str, path: str) -> str | None:
+def verify(auth: Authenticator, header: str, path: str) -> Principal | None:
     signature = sas.parse(header)
     assert signature.covers(path)
     return next(
-        (u for m in signature.signed_messages() if (u := auth.user_for_signature(m, signature.signature))), None
+        (u for m in signature.signed_messages() if (u := auth.principal_for_signature(m, signature.signature))), None
     )
 
 
 def test_an_azure_sample_signature_made_with_a_hub_token_is_accepted() -> None:
-    auth = TokenAuth(["hub-token-1", "hub-token-2"])
+    auth = Authenticator(AuthConfig(tokens=("hub-token-1", "hub-token-2")))
     header = azure_sample_token("myns", "telemetry", "RootManageSharedAccessKey", "hub-token-2", int(time.time()) + 60)
-    assert verify(auth, header, "/telemetry/messages") == auth.user_for("hub-token-2")
+    assert verify(auth, header, "/telemetry/messages") == auth.principal_for("hub-token-2")
     assert sas.sign("https://myns.servicebus.windows.net/telemetry", "hub-token-2", "RootManageSharedAccessKey",
                     int(header.rsplit("se=", 1)[1].split("&")[0])) == header
 
 
 def test_a_signature_with_another_key_is_refused() -> None:
-    auth = TokenAuth(["hub-token-1"])
+    auth = Authenticator(AuthConfig(tokens=("hub-token-1",)))
     header = azure_sample_token("myns", "telemetry", "k", "not-a-hub-token", int(time.time()) + 60)
     assert verify(auth, header, "/telemetry/messages") is None
 
 
 def test_sr_sent_unencoded_still_verifies() -> None:
-    auth = TokenAuth(["tok"])
+    auth = Authenticator(AuthConfig(tokens=("tok",)))
     expiry = int(time.time()) + 60
     sr = urllib.parse.quote_plus("https://ns.servicebus.windows.net/hub")
     sig = base64.b64encode(hmac.new(b"tok", f"{sr}\n{expiry}".encode(), hashlib.sha256).digest()).decode()
     header = f"SharedAccessSignature sr=https://ns.servicebus.windows.net/hub&sig={urllib.parse.quote(sig)}&se={expiry}&skn=x"
-    assert verify(auth, header, "/hub/messages") == auth.user_for("tok")
+    assert verify(auth, header, "/hub/messages") == auth.principal_for("tok")
 
 
 def test_expired_and_malformed_signatures() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hub.signalr.call import CallContext
 from hub.signalr.close_reason import CloseReason
 from hub.signalr.connections import ConnectionRegistry, ConnectionSlots
 from hub.signalr.transports.long_polling import LongPollingTransport
@@ -24,10 +25,11 @@ class FakeTransport:
 
 
 class FakeHubConnection:
-    """What the registry uses of a HubConnection: its transport, and `gone()`."""
+    """What the registry uses of a HubConnection: its transport, its user (`call`), and `gone()`."""
 
     def __init__(self, fails: bool = False) -> None:
         self.transport = FakeTransport(fails)
+        self.call = CallContext("fake")
         self.is_gone = False
         self.reason: CloseReason | None = None
 

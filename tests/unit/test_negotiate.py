@@ -15,6 +15,7 @@ from hub.signalr.connections import ConnectionSlots
 from hub.signalr.endpoint import HubEndpoint
 from hub.signalr.hub import Hub
 from hub.signalr.transports import TRANSPORTS
+from hub.signalr.user import NamedUser
 
 WS = b'{"transport":"WebSockets","transferFormats":["Text","Binary"]}'
 SSE = b'{"transport":"ServerSentEvents","transferFormats":["Text"]}'
@@ -32,7 +33,7 @@ def masked(body: bytes) -> bytes:
 
 
 def endpoint(transports: tuple[str, ...], **options) -> HubEndpoint:
-    return HubEndpoint("/hub", Hub(), SignalROptions(**options), lambda request: "alice", transports=transports)
+    return HubEndpoint("/hub", Hub(), SignalROptions(**options), lambda request: NamedUser("alice"), transports=transports)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ async def test_use_stateful_reconnect_is_offered_only_when_asked_and_on_websocke
 
 
 async def test_negotiate_past_max_connections_is_503_with_retry_after() -> None:
-    full = HubEndpoint("/hub", Hub(), SignalROptions(), lambda request: "alice", slots=ConnectionSlots(1))
+    full = HubEndpoint("/hub", Hub(), SignalROptions(), lambda request: NamedUser("alice"), slots=ConnectionSlots(1))
     assert (await negotiate(full)).status_code == 200
     reply = await negotiate(full)
     assert (reply.status_code, reply.headers["retry-after"]) == (503, "5")
