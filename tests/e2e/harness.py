@@ -386,6 +386,35 @@ class NodeRunner:
         return self._parse(script, proc.returncode, stdout.decode(), stderr.decode(), check)
 
 
+class HeldConnection:
+    """tests/node/hold-connection.mjs: connected, one invoke done, then waiting."""
+
+    def __init__(self, spec: dict):
+        self.proc = subprocess.Popen(
+            ["node", str(NODE_DIR / "hold-connection.mjs"), json.dumps({"timeoutMs": 30000, **spec})],
+            cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()
+        assert line, f"driver ended early: {self.proc.stderr.read()}"
+        self.hello = json.loads(line)
+
+    def stop(self) -> dict:
+        self.proc.stdin.close()
+        out = self.proc.stdout.read()  # until the driver exits (its watchdog bounds the wait)
+        self.proc.wait(5)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def closed_by_server(self, timeout: float) -> dict:
+        """What the driver printed when the server closed the connection (raises
+        subprocess.TimeoutExpired if it was not closed within `timeout` s)."""
+        self.proc.wait(timeout)
+        return json.loads(self.proc.stdout.read().strip().splitlines()[-1])
+
+
 # --- a real Redis (issue 6) ----------------------------------------------------------------------
 # scripts/test installs Debian's redis-server. Without it RedisServer.start() skips (fails under CI=true).
 
