@@ -4,7 +4,8 @@ Secrets: every query string in a record (uvicorn's access and WebSocket lines ca
 read the way the hub reads it (Starlette: split on `&`, `+` as space, percent-escapes decoded), and
 a pair whose decoded key names a secret has its value replaced, whatever its spelling on the wire:
 `access_token` and `token` (accepted tokens) and `id` (a connection token, which lets its holder
-use the connection). `Bearer …` and `SharedAccessSignature …` values and passwords in URLs go too.
+use the connection). `Bearer …` and `SharedAccessSignature …` values, passwords in URLs and anything
+shaped like a JWT (`eyJ….eyJ….…`) go too.
 The record's message, arguments, traceback and stack are all redacted.
 
 Client mistakes: uvicorn logs a WebSocket text frame that is not UTF-8 as an ERROR with a traceback
@@ -32,6 +33,9 @@ _CREDENTIAL = re.compile(
     r"(?i)\b(bearer|sharedaccesssignature)(\s+)[^\s\"',]+(?:[ \t]+(?:sr|sig|se|skn)=[^\s\"',]*)*"
     r"|(\b[a-z][a-z0-9+.-]*://)[^\s/@\"']*@"
 )
+# A JWT wherever it appears (a token in a path, a header echoed in an error): header.payload.signature,
+# the first two base64url JSON objects, so `eyJ`.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _MAX_DECODES = 4  # a key is decoded until it stops changing (bounded): %2565 is caught as well as %65
 
 
@@ -63,6 +67,8 @@ def redact(text: str) -> str:
     """`text` with every secret it holds replaced by ***."""
     if "?" in text:
         text = _QUERY.sub(lambda m: "?" + redact_query(m.group(1)), text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
     return _CREDENTIAL.sub(_credential, text)
 
 
@@ -77,7 +83,7 @@ def _redact_argument(value: object) -> object:
         return value
     if "?" in value and not any(c.isspace() for c in value):  # a path with its query, as uvicorn passes it
         path, _, query = value.partition("?")
-        return _CREDENTIAL.sub(_credential, path) + "?" + redact_query(query)
+        return _CREDENTIAL.sub(_credential, _JWT.sub(REDACTED, path)) + "?" + redact_query(query)
     return redact(value)
 
 

@@ -141,3 +141,59 @@ async def test_no_secret_reaches_any_log_line(hub_server, unique):
     secrets_sent = tokens + [percent_encoded(t) for t in tokens] + connection_tokens + signatures
     leaks = [(secret, line) for line in lines for secret in secrets_sent if secret in line]
     assert not leaks, "\n".join(f"{secret}: {line}" for secret, line in leaks)
+
+
+async def test_no_scoped_token_jwt_or_jwt_secret_reaches_any_log_line(hub_server, unique, tmp_path):
+    """Issue 14: named, scoped tokens from --token-file and JWTs (HS256, from --jwt-secret-file),
+    accepted and refused, every way a token is sent; a reload (SIGHUP) of a malformed file whose bad
+    line holds a token; then every line is searched for every secret."""
+    import os
+    import signal
+
+    import jwt as pyjwt
+
+    scoped, admin, malformed_line_token = (f"tok-{secrets.token_hex(10)}" for _ in range(3))
+    jwt_secret = secrets.token_hex(32)
+    (tmp_path / "tokens").write_text(f"{scoped} name=car-17 write:cars-* read:cars-*\n{admin} name=ops\n")
+    (tmp_path / "jwt-secret").write_text(jwt_secret + "\n")
+    server = hub_server("--log-level", "debug", "--token-file", str(tmp_path / "tokens"),
+                        "--jwt-secret-file", str(tmp_path / "jwt-secret"), token=None)
+    now = int(time.time())
+    good_jwt = pyjwt.encode({"sub": "device-9", "exp": now + 300, "scope": "write:cars-* read:cars-*"}, jwt_secret, algorithm="HS256")
+    expired_jwt = pyjwt.encode({"sub": "device-9", "exp": now - 10, "scope": "read:*"}, jwt_secret, algorithm="HS256")
+    forged_jwt = pyjwt.encode({"sub": "device-9", "exp": now + 300, "scope": "admin:*"}, "x" * 64, algorithm="HS256")
+    topic = unique("cars")
+    events = json.dumps(make_events(1, "log")).encode()
+    json_type = {"Content-Type": "application/json"}
+    path = f"/topics/{topic}/streams/s/events/data"
+
+    for token in (scoped, good_jwt):
+        assert await raw_http(server, "POST", path, {**json_type, "Authorization": f"Bearer {token}"}, events) == 200
+        assert await raw_http(server, "GET", f"{path}?access_token={token}") == 200
+        assert await raw_http(server, "GET", f"{path}?access_tok%65n={percent_encoded(token)}") == 200
+        assert await raw_http(server, "POST", f"/v0/events?name={topic}&token={token}", {}, events[1:-1]) == 202
+    for refused in (expired_jwt, forged_jwt, good_jwt + "x"):
+        assert await raw_http(server, "GET", "/topics", {"Authorization": f"Bearer {refused}"}) == 401
+        assert await raw_http(server, "GET", f"/topics?access_token={refused}") == 401
+    assert await raw_http(server, "GET", f"/topics/{good_jwt}/streams", {"Authorization": f"Bearer {admin}"}) in (200, 400)
+    async with connect(f"ws://{server.host}:{server.port}/hub?access_token={good_jwt}", open_timeout=5, ping_interval=None) as ws:
+        await ws.send('{"protocol":"json","version":1}' + RS)
+        assert await asyncio.wait_for(ws.recv(), 5) == "{}" + RS
+        await ws.send(json.dumps({"type": 1, "invocationId": "1", "target": "SendEventData",
+                                  "arguments": [topic, "s", make_events(1, "ws")]}) + RS)
+        assert "error" not in json.loads((await asyncio.wait_for(ws.recv(), 5)).rstrip(RS))
+
+    (tmp_path / "tokens").write_text(f"{scoped} name=car-17\n{malformed_line_token} name=a name=b\n")
+    os.kill(server.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload (SIGHUP) failed" not in server.stdout_text() + server.stderr_text():
+        assert time.monotonic() < deadline, "the failed reload was not logged"
+        await asyncio.sleep(0.05)
+
+    server.stop()
+    lines = (server.stdout_text() + "\n" + server.stderr_text()).splitlines()
+    secrets_sent = [scoped, admin, malformed_line_token, jwt_secret, good_jwt, expired_jwt, forged_jwt]
+    secrets_sent += [t.rsplit(".", 1)[1] for t in (good_jwt, expired_jwt, forged_jwt)]  # the signatures alone
+    secrets_sent += [percent_encoded(t) for t in (scoped, good_jwt)]
+    leaks = [(secret, line) for line in lines for secret in secrets_sent if secret in line]
+    assert not leaks, "\n".join(f"{secret[:12]}…: {line}" for secret, line in leaks)

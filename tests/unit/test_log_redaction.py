@@ -116,6 +116,17 @@ def test_free_text_and_headers() -> None:
     assert redact("/topics/t/streams/s/events/data?from=1&limit=5") == "/topics/t/streams/s/events/data?from=1&limit=5"
 
 
+def test_a_jwt_is_redacted_wherever_it_appears() -> None:
+    import jwt as pyjwt
+
+    token = pyjwt.encode({"sub": "d", "exp": 2_000_000_000, "scope": "write:cars"}, "k" * 64, algorithm="HS256")
+    for text in (f"GET /topics/{token}/streams HTTP/1.1", f"token was {token}, refused", f"'{token}'", f"/hub/{token}?x=1"):
+        assert token not in redact(text) and token.split(".")[2] not in redact(text), text
+    text = emitted(ACCESS_FORMAT, "127.0.0.1:5000", "GET", f"/topics/{token}/streams?limit=5", "1.1", 200)
+    assert token not in text and "limit=5" in text, text
+    assert redact("eyJhbGciOi is just a word here") == "eyJhbGciOi is just a word here"
+
+
 def test_a_traceback_is_redacted_too() -> None:
     try:
         raise RuntimeError("failed on /hub?id=S3cretConnection")
