@@ -86,7 +86,7 @@ class WebSocketOriginCheck:
 
 
 def _bearer(header: str | None) -> bool:
-    """`Bearer <something>`: what the endpoint authenticates first (hub/auth.py `request_token`)."""
+    """`Bearer <something>`: what the endpoint authenticates first (hub/auth/authenticator.py `request_token`)."""
     if not header:
         return False
     scheme, _, value = header.partition(" ")
