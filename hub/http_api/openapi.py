@@ -156,10 +156,11 @@ class OpenApi:
 
 
 def with_server(document: dict[str, Any], root_path: str) -> dict[str, Any]:
-    """`servers: [{"url": root_path or "/"}]` after `info`, as OpenAPI tools read it: a relative URL
-    is resolved against where the document was fetched, so the scheme and host stay the proxy's."""
-    head = {key: document[key] for key in ("openapi", "info")}
-    return {**head, "servers": [{"url": root_path or "/"}], **document}
+    """The document with `servers: [{"url": root_path}]`: a relative URL, resolved against where the
+    document was fetched, so the scheme and host stay the proxy's and only the prefix is added."""
+    if not root_path:
+        return document  # built with servers "/"
+    return {**document, "servers": [{"url": root_path}]}
 
 
 # --- the document --------------------------------------------------------------------------------
@@ -186,6 +187,7 @@ def build_document(operations: list[Operation], title: str, version: str) -> dic
                 "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset."
             ),
         },
+        "servers": [{"url": "/"}],  # under a proxy's prefix (--root-path): with_server() per request
         "paths": _with_refs(paths),
         "components": {
             "schemas": {name: _with_refs(value, skip=value) for name, value in COMPONENTS.items()},
