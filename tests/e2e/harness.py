@@ -9,6 +9,7 @@ one the bare name `conftest` means depends on collection order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -317,6 +318,18 @@ class HubServerFactory:
     def close(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+@contextlib.contextmanager
+def module_hub(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str, **kwargs: Any) -> Iterator[HubServer]:
+    """One hub for a test module, stopped after it: a module-scoped fixture yields it
+    (`with module_hub(tmp_path_factory, "cors-hub", "--cors-origin", APP) as hub: yield hub`);
+    arguments as HubServerFactory's."""
+    factory = HubServerFactory(tmp_path_factory.mktemp(name))
+    try:
+        yield factory(*args, **kwargs)
+    finally:
+        factory.close()
 
 
 # --- the real JavaScript client -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from hub.config import parse_settings
 
-from .harness import HubServerFactory, report_servers
+from .harness import module_hub, report_servers
 from .support import events_url, make_events, ndjson
 
 pytestmark = pytest.mark.e2e
@@ -43,15 +43,13 @@ def tls_files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def _tls_hub(tls_files, tmp_path_factory):
-    factory = HubServerFactory(tmp_path_factory.mktemp("tls-hub"))
-    try:
-        yield factory(
-            "--ssl-certfile", str(tls_files["cert"]), "--ssl-keyfile", str(tls_files["key"]), "--poll-timeout", "2",
-            env={"HUB_SSL_KEYFILE_PASSWORD": KEY_PASSWORD},  # the password as the README says to give it
-            ca_file=str(tls_files["ca"]),
-        )  # fmt: skip
-    finally:
-        factory.close()
+    with module_hub(
+        tmp_path_factory, "tls-hub",
+        "--ssl-certfile", str(tls_files["cert"]), "--ssl-keyfile", str(tls_files["key"]), "--poll-timeout", "2",
+        env={"HUB_SSL_KEYFILE_PASSWORD": KEY_PASSWORD},  # the password as the README says to give it
+        ca_file=str(tls_files["ca"]),
+    ) as hub:  # fmt: skip
+        yield hub
 
 
 @pytest.fixture
