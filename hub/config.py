@@ -44,7 +44,7 @@ class Settings:
     max_connections: int | None = None  # None: default_max_connections() at start
     ssl_certfile: str | None = None  # set: HTTPS and WSS on --port
     ssl_keyfile: str | None = None
-    ssl_keyfile_password: str | None = None
+    ssl_keyfile_password: str | None = field(default=None, repr=False)  # a secret: never in a repr
     root_path: str = ""  # the path prefix a proxy serves the hub under, e.g. /signalr
     forwarded_allow_ips: str = "127.0.0.1,::1"  # peers whose X-Forwarded-For/-Proto are believed (uvicorn's default)
 

@@ -2,7 +2,7 @@
 configuration the README's "Behind nginx" section gives, read from the README itself so the two
 cannot drift: only the upstream ports, the listen line and the log folder are changed.
 
-nginx runs unprivileged-friendly: `-p <tmp dir>`, `daemon off`, its pid, error log, access log and
+nginx needs no root here: `-p <tmp dir>`, `daemon off`, its pid, error log, access log and
 temp files in the tmp dir, one worker (round robin is then exact and tests can count on it).
 """
 
@@ -63,7 +63,7 @@ def main_config(directory: Path, site: str) -> str:
 
 
 class NginxServer:
-    """`nginx -p <dir> -c <dir>/nginx.conf` on a free loopback port, stopped with SIGQUIT (graceful)."""
+    """`nginx -p <dir> -c <dir>/nginx.conf` on a free loopback port, stopped with SIGTERM."""
 
     def __init__(self, directory: Path, upstreams: list[str]):
         self.dir = directory
@@ -112,7 +112,7 @@ class NginxServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown: open WebSockets are not waited for
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
