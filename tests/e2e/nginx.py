@@ -55,8 +55,11 @@ def site_config(upstreams: list[str], port: int, log_dir: Path) -> str:
 def main_config(directory: Path, site: str) -> str:
     """What Debian's /etc/nginx/nginx.conf would be, every path in `directory`."""
     temp = "\n".join(f"    {kind}_temp_path {directory}/{kind}_temp;" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    # as root nginx runs its worker as nobody, who may not write the tmp dir's temp files (request
+    # bodies above 16 KiB go there): keep the worker as the user running the test
+    user = "user root;\n" if os.geteuid() == 0 else ""
     return (
-        f"daemon off;\nworker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log info;\n"
+        f"daemon off;\n{user}worker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log info;\n"
         "events { worker_connections 1024; }\n"
         f"http {{\n    access_log {directory}/access.log;\n{temp}\n{site}\n}}\n"
     )

@@ -129,6 +129,10 @@ def test_http_api_through_nginx_ndjson_gzip_and_the_body_bound(nginx, hubs, uniq
         assert client.get(events_url(topic, stream_id)).json() == events
         quarantine = client.get(f"/topics/{topic}/quarantine")
         assert quarantine.status_code == 200 and "not json" in quarantine.text
+        # a body above nginx's 16 KiB memory buffer goes through its temp file
+        large = make_events(3000, "large")
+        assert client.post(events_url(topic, stream_id), json=large).status_code == 200
+        assert client.get(events_url(topic, stream_id), params={"limit": 10_000}).json() == events + large
         # client_max_body_size = --max-body-size: one byte more is refused before it reaches a hub
         too_large = client.post(events_url(topic, stream_id), content=b" " * (10_485_760 + 1),
                                 headers={"Content-Type": "application/json"})  # fmt: skip
