@@ -332,6 +332,31 @@ def module_hub(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str, 
         factory.close()
 
 
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def make_tls_files(directory: Path, key_password: str) -> dict[str, Path]:
+    """A throw-away CA (trustme) and a certificate it signed for 127.0.0.1 and localhost, its key
+    encrypted with `key_password`: {"ca", "cert", "key", "password"} files in `directory`."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    files = {name: directory / f"{name}.pem" for name in ("ca", "cert", "key")}
+    files["password"] = directory / "key-password"
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    files["cert"].write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    files["key"].write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(key_password.encode()),
+    ))  # fmt: skip
+    files["password"].write_text(key_password + "\n")
+    return files
+
+
 # --- the real JavaScript client -------------------------------------------------------------------
 
 

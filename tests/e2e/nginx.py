@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -42,13 +43,18 @@ def _replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def site_config(upstreams: list[str], port: int, log_dir: Path) -> str:
-    """The README's block with the test's hub addresses, port and log folder."""
+def site_config(upstreams: list[str], port: int, log_dir: Path, tls: dict[str, Path] | None = None) -> str:
+    """The README's block with the test's hub addresses, port and log folder; with `tls` (files of
+    harness.make_tls_files) nginx terminates TLS, as the README's comment on the listen line says."""
     assert len(upstreams) == len(README_UPSTREAMS), upstreams
     text = readme_nginx_block()
     for old, new in zip(README_UPSTREAMS, upstreams):
         text = _replace(text, f"server {old};", f"server {new};")
-    text = _replace(text, "listen 80;", f"listen 127.0.0.1:{port};")
+    listen = f"listen 127.0.0.1:{port};"
+    if tls is not None:
+        listen = (f"listen 127.0.0.1:{port} ssl; ssl_certificate {tls['cert']}; ssl_certificate_key {tls['key']}; "
+                  f"ssl_password_file {tls['password']};")  # fmt: skip
+    text = _replace(text, "listen 80;", listen)
     return _replace(text, README_LOG_DIR, f"{log_dir}/")
 
 
@@ -68,18 +74,23 @@ def main_config(directory: Path, site: str) -> str:
 class NginxServer:
     """`nginx -p <dir> -c <dir>/nginx.conf` on a free loopback port, stopped with SIGTERM."""
 
-    def __init__(self, directory: Path, upstreams: list[str]):
+    def __init__(self, directory: Path, upstreams: list[str], tls: dict[str, Path] | None = None):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.tls = tls
         self.conf = self.dir / "nginx.conf"
-        self.conf.write_text(main_config(self.dir, site_config(upstreams, self.port, self.dir)))
+        self.conf.write_text(main_config(self.dir, site_config(upstreams, self.port, self.dir, tls)))
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
         """Where the hub is behind this nginx, prefix included (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}{PREFIX}"
+        return f"{self.origin}{PREFIX}"
 
     @property
     def error_log(self) -> Path:
@@ -101,7 +112,8 @@ class NginxServer:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        verify = ssl.create_default_context(cafile=str(self.tls["ca"])) if self.tls else True
+        with httpx.Client(timeout=1.0, verify=verify) as client:
             while True:
                 try:
                     if client.get(f"{self.url}/health").status_code == 200:

@@ -4,19 +4,23 @@
 protocol (negotiated connections stay on the process that negotiated them), WebSockets that skip
 negotiation spread round robin over both processes with what each wrote readable through either, the
 HTTP API with NDJSON and gzip, the OpenAPI document and the console page under the prefix, and the
-client address from X-Forwarded-For believed only from an allowed peer. One nginx for the module."""
+client address from X-Forwarded-For believed only from an allowed peer. One nginx for the module,
+and a second terminating TLS (the hub then takes https from X-Forwarded-Proto)."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
+import ssl
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
-from .harness import NODE_DIR, HubServerFactory, report_servers
+from .harness import NODE_DIR, HubServerFactory, make_tls_files, report_servers
 from .nginx import PREFIX, NginxServer
 from .support import events_url, make_events, ndjson
 
@@ -37,6 +41,17 @@ def _behind_nginx(redis_server, tmp_path_factory):
         if nginx is not None:
             nginx.stop()
         factory.close()
+
+
+@pytest.fixture(scope="module")
+def tls_nginx(_behind_nginx, tmp_path_factory):
+    """A second nginx, terminating TLS (the listen line the README's comment gives), same hubs."""
+    tls = make_tls_files(tmp_path_factory.mktemp("nginx-tls"), "nginx-key-password-77a0")
+    server = NginxServer(tmp_path_factory.mktemp("nginx-https"), [f"127.0.0.1:{hub.port}" for hub in _behind_nginx[1]], tls)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -188,3 +203,26 @@ def test_the_client_address_comes_from_x_forwarded_for_only_from_an_allowed_peer
     lines = [line for line in direct.stderr_text().splitlines() if "GET /health" in line]
     assert lines and all("127.0.0.1:" in line and "203.0.113.7" not in line for line in lines), lines
 
+
+async def test_behind_nginx_terminating_tls_the_hub_sees_https(tls_nginx, hubs, node, unique):
+    topic, stream_id = unique("nginx-tls"), unique("s")
+    events = make_events(2, "wss")
+    out = await node.run_async(
+        "send-events.mjs",
+        {"url": f"{tls_nginx.url}/hub", "token": hubs[0].token, "transport": "WebSockets", "topic": topic,
+         "streamId": stream_id, "batches": [events]},
+        env={"NODE_EXTRA_CA_CERTS": str(tls_nginx.tls["ca"])},
+    )  # fmt: skip
+    assert out["started"] and out["results"] == [{"ok": True, "result": None}], out
+    assert hubs[1].get_events(topic, stream_id) == events
+    # X-Forwarded-Proto https: the hub knows its page's origin is https://…, so a browser's upgrade
+    # (token in the query, Origin set) from that page is its own; the same origin over http is not
+    context = ssl.create_default_context(cafile=str(tls_nginx.tls["ca"]))
+    url = f"wss://127.0.0.1:{tls_nginx.port}{PREFIX}/hub?access_token={hubs[0].token}"
+    async with connect(url, ssl=context, origin=tls_nginx.origin, open_timeout=5) as ws:
+        await ws.send(json.dumps({"protocol": "json", "version": 1}) + "\x1e")
+        assert await asyncio.wait_for(ws.recv(), 5) == "{}\x1e"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, ssl=context, origin=tls_nginx.origin.replace("https:", "http:"), open_timeout=5):
+            pass
+    assert refused.value.response.status_code == 403

@@ -11,12 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import trustme
-from cryptography.hazmat.primitives import serialization
 
 from hub.config import parse_settings
 
-from .harness import module_hub, report_servers
+from .harness import make_tls_files, module_hub, report_servers
 from .support import events_url, make_events, ndjson
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +24,7 @@ KEY_PASSWORD = "tls-key-password-3e1f"
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory) -> dict[str, Path]:
-    """A CA, and a certificate it signed for 127.0.0.1 with its key encrypted by KEY_PASSWORD."""
-    directory = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = {"ca": directory / "ca.pem", "cert": directory / "cert.pem", "key": directory / "key.pem"}
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    files["cert"].write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
-    files["key"].write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
-    ))  # fmt: skip
-    return files
+    return make_tls_files(tmp_path_factory.mktemp("tls"), KEY_PASSWORD)
 
 
 @pytest.fixture(scope="module")
