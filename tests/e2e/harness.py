@@ -94,6 +94,11 @@ def file_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
+def trusting(ca_file: str | Path | None) -> Any:
+    """httpx's `verify`: an SSL context trusting only this CA, or the default when there is none."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+
+
 # --- the hub server process --------------------------------------------------------------------
 
 
@@ -130,7 +135,7 @@ class HubServer:
     @property
     def verify(self) -> Any:
         """httpx's `verify` for this hub: its CA under TLS."""
-        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        return trusting(self.ca_file)
 
     @property
     def stdout_path(self) -> Path:

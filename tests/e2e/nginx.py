@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .harness import REPO_ROOT, file_tail, free_port
+from .harness import REPO_ROOT, file_tail, free_port, trusting
 
 README = REPO_ROOT / "README.md"
 # the ports the README's upstreams name, in order: the test's hub processes take their places
@@ -112,8 +111,7 @@ class NginxServer:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
-        verify = ssl.create_default_context(cafile=str(self.tls["ca"])) if self.tls else True
-        with httpx.Client(timeout=1.0, verify=verify) as client:
+        with httpx.Client(timeout=1.0, verify=trusting(self.tls and self.tls["ca"])) as client:
             while True:
                 try:
                     if client.get(f"{self.url}/health").status_code == 200:
