@@ -143,11 +143,24 @@ class OpenApi:
             self._document = build_document(self._operations, self.title, self.version)
         return self._document
 
+    def document_for(self, request: Request) -> dict[str, Any]:
+        """The document with `servers` naming where this request came in: behind a proxy under
+        /prefix (--root-path), the paths are relative to that prefix."""
+        return with_server(self.document, request.scope.get("root_path", ""))
+
     async def openapi_json(self, request: Request) -> Response:
-        return codec.json_response(self.document)
+        return codec.json_response(self.document_for(request))
 
     async def docs(self, request: Request) -> Response:
-        return HTMLResponse(render_html(self.document))
+        return HTMLResponse(render_html(self.document_for(request)))
+
+
+def with_server(document: dict[str, Any], root_path: str) -> dict[str, Any]:
+    """The document with `servers: [{"url": root_path}]`: a relative URL, resolved against where the
+    document was fetched, so the scheme and host stay the proxy's and only the prefix is added."""
+    if not root_path:
+        return document  # built with servers "/"
+    return {**document, "servers": [{"url": root_path}]}
 
 
 # --- the document --------------------------------------------------------------------------------
@@ -174,6 +187,7 @@ def build_document(operations: list[Operation], title: str, version: str) -> dic
                 "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset."
             ),
         },
+        "servers": [{"url": "/"}],  # under a proxy's prefix (--root-path): with_server() per request
         "paths": _with_refs(paths),
         "components": {
             "schemas": {name: _with_refs(value, skip=value) for name, value in COMPONENTS.items()},
@@ -261,7 +275,7 @@ def render_html(document: dict[str, Any]) -> str:
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>{e(info['title'])}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{e(info['title'])}</h1><p>Version {e(info['version'])} · <a href='/openapi.json'>openapi.json</a></p>",
+        f"<h1>{e(info['title'])}</h1><p>Version {e(info['version'])} · <a href='openapi.json'>openapi.json</a></p>",
         f"<p>{e(info['description'])}</p>",
     ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}

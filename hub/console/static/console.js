@@ -12,7 +12,9 @@ const REFRESH_MS = 10000; // the listing is re-read this often (counts change wi
 const RETRY_MS = [1000, 2000, 5000, 10000];
 
 const $ = (id) => document.getElementById(id);
-const origin = window.location.origin;
+// Where the hub is, as this script was loaded from it (…/console/console.js): behind a proxy that
+// serves the hub under a prefix (--root-path), the prefix is part of it.
+const base = new URL("..", import.meta.url).href.replace(/\/$/, "");
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -62,7 +64,7 @@ $("forget-token").addEventListener("click", () => logout());
 // --- HTTP read API ------------------------------------------------------------------------------------
 
 async function api(path, init = {}) {
-  const response = await fetch(origin + path, {
+  const response = await fetch(base + path, {
     ...init,
     headers: { ...(init.headers || {}), Authorization: `Bearer ${state.token}` },
   });
@@ -101,7 +103,7 @@ function setStatus(kind, text) {
 }
 
 async function connectReader() {
-  const reader = new HubConnection(`${origin}/reader`, { accessToken: () => state.token });
+  const reader = new HubConnection(`${base}/reader`, { accessToken: () => state.token });
   reader.on("EventDataReceived", onEvent);
   reader.on("ActiveStreamsChanged", onStreamChanged);
   reader.onclose((error) => {
@@ -203,7 +205,7 @@ async function choose(topic, stream) {
 
 async function writer() {
   if (state.writer && state.writer.state === "Connected") return state.writer;
-  const conn = new HubConnection(`${origin}/hub`, { accessToken: () => state.token });
+  const conn = new HubConnection(`${base}/hub`, { accessToken: () => state.token });
   conn.onclose(() => {
     if (state.writer === conn) state.writer = null;
   });
