@@ -205,9 +205,9 @@ def _operation(op: Operation, operation_id: str) -> dict[str, Any]:
     if rate_limited:
         replies.update(error_replies(429))
     if access.refuses(op.access):
-        bad_token = replies.get(403)  # Tinybird's route answers a bad token with 403 too
-        text = f"{bad_token.description.rstrip('.')}; or: {access.REFUSED[0].lower()}{access.REFUSED[1:]}" if bad_token else access.REFUSED
-        replies[403] = Reply(text, ERROR)
+        # Tinybird's route answers a bad token with 403 too: one reply says both
+        said = f"{replies[403].description} Or: " if 403 in replies else ""
+        replies[403] = Reply(said + access.REFUSED, ERROR)
     out: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "tags": [op.tag]}
     out["description"] = f"{access.needs(op.access)} {op.description}".strip()
     out["security"] = _SECURITY[op.auth]
