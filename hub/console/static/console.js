@@ -1,7 +1,8 @@
 // The live console: streams with their counts and last activity (HTTP read API, kept current by the
 // Reader hub's ActiveStreamsChanged), a live tail of one stream (Reader hub: SubscribeToEvent with
 // "*"), and a form sending a test event (Writer hub: SendEventData). The token is asked for once and
-// kept in sessionStorage (this tab only).
+// kept in sessionStorage (this tab only). GET /whoami says what the token may do: what it may not
+// (sending to a topic without write:<topic>) is disabled, with the reason shown.
 import { HubConnection } from "./signalr.js";
 
 const TOKEN_KEY = "hub-console-token";
@@ -23,6 +24,7 @@ const state = {
   streams: new Map(), // "topic\u0000stream" -> summary (StreamInfo JSON)
   chosen: JSON.parse(sessionStorage.getItem(CHOSEN_KEY) || "null"), // {topic, stream}
   retries: 0,
+  me: null, // GET /whoami: {user, scopes, admin, expiresAt}
   refreshTimer: null,
   tailCount: 0,
 };
@@ -42,6 +44,7 @@ function showLogin(message) {
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
+  state.me = null;
   for (const conn of [state.reader, state.writer]) if (conn) conn.stop();
   state.reader = state.writer = null;
   clearInterval(state.refreshTimer);
@@ -68,7 +71,7 @@ async function api(path, init = {}) {
     ...init,
     headers: { ...(init.headers || {}), Authorization: `Bearer ${state.token}` },
   });
-  if (response.status === 401 || response.status === 403) {
+  if (response.status === 401) {
     logout("The hub refused this token.");
     throw new Error("unauthorized");
   }
@@ -76,6 +79,57 @@ async function api(path, init = {}) {
   if (!response.ok) throw new Error((body && (body.error || body.message)) || `HTTP ${response.status}`);
   return body;
 }
+
+// --- what the token may do -------------------------------------------------------------------------
+
+async function refreshWhoami() {
+  try {
+    state.me = await api("/whoami");
+  } catch (error) {
+    if (error.message !== "unauthorized") $("whoami").textContent = `who: ${error.message}`;
+    return;
+  }
+  $("whoami").textContent = `${state.me.user} · ${state.me.scopes.join(" ")}`;
+  renderSendPermission();
+  renderStreams();
+}
+
+function topicMatches(pattern, topic) {
+  // as the hub's Grant: a topic name, or a glob where only * is special
+  if (pattern === "*") return true;
+  if (!pattern.includes("*")) return pattern === topic;
+  const parts = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join(".*")}$`, "s").test(topic);
+}
+
+function allows(action, topic) {
+  if (!state.me) return false;
+  return state.me.scopes.some((scope) => {
+    const colon = scope.indexOf(":");
+    const kind = scope.slice(0, colon);
+    return (kind === action || kind === "admin") && topicMatches(scope.slice(colon + 1), topic);
+  });
+}
+
+function renderSendPermission() {
+  // The hub checks every call; this only saves a refused send and says why up front.
+  const topic = $("send-topic").value.trim();
+  const scopes = state.me ? state.me.scopes : [];
+  let why = "";
+  if (!state.me) {
+    // not known yet: the hub decides
+  } else if (topic && !allows("write", topic)) {
+    why = `This token (${state.me.user}) lacks write:${topic}: sending is disabled.`;
+  } else if (!scopes.some((s) => s.startsWith("write:") || s.startsWith("admin:"))) {
+    why = `This token (${state.me.user}) can only read: sending needs a write scope.`;
+  }
+  $("send-button").disabled = why !== "";
+  $("send-button").title = why;
+  $("send-why").textContent = why;
+  $("send-why").hidden = why === "";
+}
+
+$("send-topic").addEventListener("input", renderSendPermission);
 
 async function refreshStreams() {
   try {
@@ -192,6 +246,7 @@ async function choose(topic, stream) {
   $("tail-title").textContent = `${topic} / ${stream}`;
   $("send-topic").value = topic;
   $("send-stream").value = stream;
+  renderSendPermission();
   renderStreams();
   if (state.reader && previous) {
     await state.reader.invoke("UnsubscribeFromStream", previous.topic, previous.stream).catch(() => {});
@@ -216,6 +271,7 @@ async function writer() {
 
 $("send-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  if ($("send-button").disabled) return; // the reason is shown next to the form
   const result = $("send-result");
   const topic = $("send-topic").value.trim();
   const stream = $("send-stream").value.trim();
@@ -276,6 +332,7 @@ function renderSoon() {
 
 function renderStreams() {
   const rows = [...state.streams.values()]
+    .filter((info) => !state.me || allows("read", info.topic)) // the hub filters too; never show more
     .sort((a, b) => (b.lastActivity || 0) - (a.lastActivity || 0))
     .slice(0, MAX_ROWS);
   const body = $("streams").tBodies[0];
@@ -319,10 +376,11 @@ function begin() {
     $("send-topic").value = state.chosen.topic;
     $("send-stream").value = state.chosen.stream;
   }
+  refreshWhoami();
   connectReader();
   refreshStreams();
   clearInterval(state.refreshTimer);
-  state.refreshTimer = setInterval(refreshStreams, REFRESH_MS);
+  state.refreshTimer = setInterval(() => (refreshWhoami(), refreshStreams()), REFRESH_MS); // scopes may be reloaded
 }
 
 setInterval(() => document.querySelectorAll("#streams td.ago").length && state.token && renderStreams(), 5000);
