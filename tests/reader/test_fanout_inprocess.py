@@ -8,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+from hub.auth.principal import ANONYMOUS, Principal
 from hub.reader.group_fanout import parameter_payload
 from hub.reader.hub import ReaderHub
 from hub.signalr.call import CallContext
@@ -145,9 +146,10 @@ async def test_a_stateful_client_that_never_acks_falls_behind_too() -> None:
 # --- the Reader hub over the memory store ---------------------------------------------------------
 
 
-async def reader_connection(hub: ReaderHub, dispatcher: HubDispatcher, name: str):
+async def reader_connection(hub: ReaderHub, dispatcher: HubDispatcher, name: str, user: Principal = ANONYMOUS):
+    """A Reader connection past its handshake; its user may read everything unless told otherwise."""
     transport = FakeTransport()
-    conn = HubConnection(name, transport, dispatcher, SignalROptions())
+    conn = HubConnection(name, transport, dispatcher, SignalROptions(), user=user)
     await conn.receive('{"protocol":"json","version":1}' + RS, via=transport)
     return conn, transport
 
