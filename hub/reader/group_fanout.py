@@ -201,24 +201,38 @@ class GroupFanOut:
 class TopicReaders:
     """Which connections may read one topic now, for one change: each recipient set it is given is
     filtered once (the same set object in, the same answer out, so the batching by identity in
-    `_events` holds), and handed back as it is when every member may read (nothing copied)."""
+    `_events` holds), and handed back as it is when every member may read (nothing copied). Each
+    principal is asked once per change (many connections often share one token)."""
 
-    __slots__ = ("clients", "topic", "_filtered")
+    __slots__ = ("clients", "topic", "_filtered", "_verdicts")
 
     def __init__(self, clients: HubClients, topic: str):
         self.clients = clients
         self.topic = topic
-        self._filtered: dict[int, tuple[Any, Any]] = {}  # id(set) -> (that set, its readers); one per set of a change
+        # Both live as long as the change: one entry per recipient set, and per principal, of it.
+        self._filtered: dict[int, tuple[Any, Any]] = {}  # id(set) -> (that set, its readers)
+        self._verdicts: dict[Any, bool] = {}  # principal -> may read the topic
 
     def may(self, connection_id: str) -> bool:
-        return may(self.clients.principal(connection_id), Action.READ, self.topic)
+        principal = self.clients.principal(connection_id)
+        verdict = self._verdicts.get(principal)
+        if verdict is None:
+            verdict = self._verdicts[principal] = may(principal, Action.READ, self.topic)
+        return verdict
 
     def among(self, recipients: Any) -> Any:
         known = self._filtered.get(id(recipients))
         if known is not None and known[0] is recipients:
             return known[1]
-        principal_of, topic = self.clients.principal, self.topic
-        refused = [c for c in recipients if not may(principal_of(c), Action.READ, topic)]
+        principal_of, verdicts, topic = self.clients.principal, self._verdicts, self.topic
+        refused = []
+        for connection_id in recipients:
+            principal = principal_of(connection_id)
+            verdict = verdicts.get(principal)
+            if verdict is None:
+                verdict = verdicts[principal] = may(principal, Action.READ, topic)
+            if not verdict:
+                refused.append(connection_id)
         readable = set(recipients).difference(refused) if refused else recipients
         self._filtered[id(recipients)] = (recipients, readable)
         return readable
