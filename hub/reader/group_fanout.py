@@ -225,7 +225,7 @@ class TopicReaders:
         if known is not None and known[0] is recipients:
             return known[1]
         principal_of, verdicts, topic = self.clients.principal, self._verdicts, self.topic
-        refused = []
+        refused = []  # self.may(), inlined: once per recipient per change
         for connection_id in recipients:
             principal = principal_of(connection_id)
             verdict = verdicts.get(principal)
