@@ -12,6 +12,7 @@
     /openapi.json, /docs      the HTTP surface described, no auth              hub/http_api/openapi.py
     /health                   liveness, no auth
     /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
+    /metrics                  Prometheus metrics (off: --no-metrics)           hub/metrics
 X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
 Auth and --rate-limit (per token and topic, HTTP and SignalR alike): hub/http_api/guard.py, hub/ratelimit.py.
 Everything writes through one StreamService (hub/streams/service.py) into one StreamStore
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from . import cors
 from .auth import TokenAuth
@@ -40,6 +43,7 @@ from .http_api.operations import build_routes
 from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
+from .metrics import HubMetrics, MetricsEndpoint
 from .ratelimit import RateLimiter
 from .signalr.options import SignalROptions
 from .signalr.connections import ConnectionSlots
@@ -72,22 +76,34 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
     slots = ConnectionSlots(settings.max_connections or default_max_connections())  # both hubs together
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
     transports = tuple(settings.transports)
-    writer = HubEndpoint("/hub", WriterHub(service, limiter), options, auth, transports=transports, slots=slots)
+    refused: Counter[str] = Counter()  # the HTTP edge's refusals (hub/http_edge.py, wired by the server)
+    # Long polls and SSE streams (the transports' GETs) are held open on purpose: counted, not timed.
+    untimed = [("GET", "/hub"), ("GET", "/reader")]
+    metrics = HubMetrics(store, slots, limiter, refused, untimed) if settings.metrics else None  # --no-metrics: None
+
+    def source(name: str) -> StreamService:  # the service an entry point writes through: its writes counted
+        return service.tallied(metrics.tally(name)) if metrics is not None else service
+
+    writer = HubEndpoint("/hub", WriterHub(source("signalr"), limiter), options, auth, transports=transports, slots=slots)
     reader = HubEndpoint("/reader", ReaderHub(service), options, auth, transports=transports, slots=slots)
     acks = Acknowledgements()  # writes answered 202 (wait=false), watched until stored
     body = settings.max_body_size
-    http_api = HttpApi(service, max_body_size=body, acks=acks)
+    http_api = HttpApi(source("http"), max_body_size=body, acks=acks)
     openapi = OpenApi("writer-hub", __version__)
     http_operations = [  # /{hub}/messages last: it must never shadow another route
         *http_api.operations,
-        *TinybirdEvents(service, max_body_size=body, acks=acks).operations,
+        *TinybirdEvents(source("tinybird"), max_body_size=body, acks=acks).operations,
         *openapi.operations,
-        *EventHubsMessages(service, max_body_size=body).operations,
+        *EventHubsMessages(source("eventhubs"), max_body_size=body).operations,
         ready_operation(store),
     ]
     http_operations = IdempotentWrites(store, max_body_size=body).apply(http_operations)
+    scrape = MetricsEndpoint(metrics.registry, metrics.before_scrape, settings.metrics_token, auth) if metrics else None
+    if metrics is not None:
+        metrics.observe(writer.dispatcher)
+        metrics.observe(reader.dispatcher)
     openapi.describe([*http_operations, negotiate_operation("/hub"), *signalr_transport_operations("/hub"),
-                      *reader_operations("/reader"), console_operation()])
+                      *reader_operations("/reader"), console_operation(), *([scrape.operation] if scrape else [])])
     endpoints = [writer, reader]
     drained = False
 
@@ -116,13 +132,19 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
             *writer.routes,
             *reader.routes,
             *console_routes(),  # the live console page at /, no auth to load it
+            *(scrape.routes if scrape else []),  # GET /metrics: its own token, not the guard's
             *build_routes(http_operations, Guard(auth, limiter).wrap),
         ],
-        middleware=cors.middleware(settings.cors_origins),  # --cors-origin: browsers on other origins
+        middleware=[
+            *([Middleware(metrics.http.middleware)] if metrics else []),  # http_requests_total, by route
+            *cors.middleware(settings.cors_origins),  # --cors-origin: browsers on other origins
+        ],
         exception_handlers=http_errors.HANDLERS,
         lifespan=lifespan,
     )
     app.state.drain = drain
     app.state.service = service
     app.state.openapi = openapi
+    app.state.refused = refused
+    app.state.metrics = metrics
     return app

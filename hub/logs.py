@@ -130,20 +130,21 @@ class ClientMistakes(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
 
-def configure_logging(level: str) -> dict:
-    """A uvicorn log_config: our format, the redaction filter on every handler, and uvicorn's own
-    records of client mistakes at info."""
+def configure_logging(level: str, log_format: str = "text") -> dict:
+    """A uvicorn log_config: our format (`text`, or `json`: hub/json_log_format.py), the redaction
+    filter on every handler, and uvicorn's own records of client mistakes at info."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": RedactSecrets}, "client_mistakes": {"()": ClientMistakes}},
         "formatters": {
-            "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "json": {"()": "hub.json_log_format.JsonLogFormatter"},
         },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
-                "formatter": "default",
+                "formatter": log_format,
                 "filters": ["client_mistakes", "redact"],
                 "stream": "ext://sys.stderr",
             },

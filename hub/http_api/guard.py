@@ -100,7 +100,7 @@ class Guard:
         topic = op.topic(request)
         if topic is None:
             return None
-        decision = self.limiter.take(user, topic)
+        decision = self.limiter.take(user, topic, op.auth if op.auth in ("tinybird", "eventhubs") else "http")
         if not decision.allowed:
             raise ApiError(
                 429,

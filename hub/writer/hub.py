@@ -38,7 +38,7 @@ class WriterHub(Hub):
         """One request of the caller's budget on `topic`; over it, a Completion error saying when to retry."""
         if self.limiter is None or type(topic) is not str:
             return
-        decision = self.limiter.take(call.user or "", topic)
+        decision = self.limiter.take(call.user or "", topic, "signalr")
         if not decision.allowed:
             raise HubError(
                 f"Rate limit of {self.limiter.rate:g} requests/s for this token on topic {topic!r} exceeded; "

@@ -21,6 +21,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, TypeVar
@@ -76,6 +77,8 @@ class GroupCommitWriter(Generic[W]):
         self.unavailable = unavailable
         self.rolled_back = rolled_back
         self.thread_name = thread_name
+        # Told each committed transaction's seconds (BEGIN to COMMIT), on the writer thread.
+        self.on_commit: Callable[[float], None] | None = None
         # Unbounded: `submit` is a plain call that queues at once (so the queue order is the call
         # order) and cannot wait for room. The owner's callers bound it: each awaits its writes and
         # keeps a limited number in flight (for the hub's store, see hub/streams/store/sqlite/store.py).
@@ -180,6 +183,7 @@ class GroupCommitWriter(Generic[W]):
     def _transaction(self, writes: list[W]) -> list[Any]:
         conn = self._conn
         assert conn is not None
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -187,6 +191,8 @@ class GroupCommitWriter(Generic[W]):
             except Exception as error:
                 raise _ApplyFailed(error) from error
             self.commit(conn)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - began)
         except BaseException:
             if conn.in_transaction:
                 try:
