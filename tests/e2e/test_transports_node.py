@@ -4,16 +4,14 @@ connections whose client vanishes (killed, no DELETE) reclaimed by the hub."""
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 import threading
 
 import pytest
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.types import HttpTransportType
 
-from .harness import NODE_DIR, HubServerFactory, report_servers
+from .harness import HeldConnection, HubServerFactory, report_servers
 from .support import make_events
 
 pytestmark = pytest.mark.e2e
@@ -90,29 +88,6 @@ def test_clients_fall_back_when_websockets_are_off(hub_server, node, unique):
 
 
 # --- clients that vanish ---------------------------------------------------------------------------
-
-
-class HeldConnection:
-    """tests/node/hold-connection.mjs: connected, one invoke done, then waiting."""
-
-    def __init__(self, spec: dict):
-        self.proc = subprocess.Popen(
-            ["node", str(NODE_DIR / "hold-connection.mjs"), json.dumps({"timeoutMs": 30000, **spec})],
-            cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        line = self.proc.stdout.readline()
-        assert line, f"driver ended early: {self.proc.stderr.read()}"
-        self.hello = json.loads(line)
-
-    def stop(self) -> dict:
-        self.proc.stdin.close()
-        out = self.proc.stdout.read()  # until the driver exits (its watchdog bounds the wait)
-        self.proc.wait(5)
-        return json.loads(out.strip().splitlines()[-1])
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(5)
 
 
 def test_vanished_clients_are_reclaimed_and_stopped_ones_leave_cleanly(hub, unique, wait_for):
