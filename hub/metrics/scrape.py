@@ -65,7 +65,7 @@ class MetricsEndpoint:
             "GET", PATH, None, "Prometheus metrics (text format)", "Service",
             auth="none" if self.token is None else "bearer",
             replies={200: Reply("Metrics in Prometheus' text exposition format", {"type": "string"},
-                                media="text/plain; version=0.0.4"),
+                                media=CONTENT_TYPE_LATEST),
                      **(error_replies(401) if self.token is not None else {})},
             description="Off with --no-metrics. With --metrics-token, that token (or any token of the hub) is needed.",
             operation_id="metrics",

@@ -18,6 +18,7 @@ After every rollback the owner's `rolled_back()` runs, so that state it keeps be
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 W = TypeVar("W")  # a write, as the owner queues it: opaque here
+
+log = logging.getLogger("hub.store")
 
 
 
@@ -177,6 +180,7 @@ class GroupCommitWriter(Generic[W]):
             return outcomes
         except sqlite3.Error as error:
             failure = self.unavailable(f"{self.name}: transaction not committed: {error}")
+            log.warning("%s (%d write(s) answered failed)", failure, len(batch))  # the store's error, not a client's
             return [(w, None, failure) for w in batch]
         return [(w, result, None) for w, result in zip(batch, results)]
 
