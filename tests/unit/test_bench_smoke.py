@@ -73,3 +73,11 @@ def test_streams_case_checks_counters_and_order_over_http(capsys):
     [result] = _results(capsys)
     assert result["all_right"] is True
     assert result["cases"]["sqlite/60"]["checked_streams"] == 50
+
+
+def test_metrics_scenario_runs_the_hub_with_and_without_metrics(capsys):
+    assert main(["metrics", "--quick", "--seconds", "0.3", "--warmup", "0.1", "--batches", "1", "--stores", "memory"]) == 0
+    [result] = _results(capsys)
+    assert set(result["cases"]) == {"hub/json/b1", "hub-no-metrics/json/b1"}
+    assert all(case["errors"] == 0 and case["invocations_per_s"] > 0 for case in result["cases"].values())
+    assert "metrics_vs_no_metrics.json/b1.invocations_per_s" in result["ratios"]
