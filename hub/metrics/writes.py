@@ -13,6 +13,8 @@ from typing import Any, Awaitable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from ..streams.store.resolved import Resolved
+
 EVENTS, PARAMETER_ROWS, QUARANTINED = 0, 1, 2
 
 #: The entry points, each a `source` label value.
@@ -35,7 +37,12 @@ class WrittenCounts:
         self._count(written, QUARANTINED)
 
     def _count(self, written: Any, kind: int) -> None:
-        if written.done():
+        if type(written) is Resolved:  # applied at call time (memory): the hot path, no callback
+            try:
+                self.counts[kind] += written.result()
+            except Exception:  # noqa: BLE001 - not written: its caller hears why
+                pass
+        elif written.done():
             self._settled(kind, written)
         else:
             written.add_done_callback(partial(self._settled, kind))
