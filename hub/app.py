@@ -28,6 +28,7 @@ from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from . import cors
 from .auth import TokenAuth
@@ -39,7 +40,7 @@ from .http_api.eventhubs import EventHubsMessages
 from .http_api.guard import Guard
 from .http_api.idempotency import IdempotentWrites
 from .http_api.openapi import OpenApi, negotiate_operation, signalr_transport_operations
-from .http_api.operations import build_routes
+from .http_api.operations import Operation, build_routes
 from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
@@ -98,12 +99,17 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
         ready_operation(store),
     ]
     http_operations = IdempotentWrites(store, max_body_size=body).apply(http_operations)
-    scrape = MetricsEndpoint(metrics.registry, metrics.before_scrape, settings.metrics_token, auth) if metrics else None
+    metrics_routes: list[BaseRoute] = []  # GET /metrics: its own token, not the guard's
+    metrics_operations: list[Operation] = []
+    metrics_middleware: list[Middleware] = []  # http_requests_total, by route
     if metrics is not None:
         metrics.observe(writer.dispatcher)
         metrics.observe(reader.dispatcher)
+        scrape = MetricsEndpoint(metrics.registry, metrics.before_scrape, settings.metrics_token, auth)
+        metrics_routes, metrics_operations = scrape.routes, [scrape.operation]
+        metrics_middleware = [Middleware(metrics.http.middleware)]
     openapi.describe([*http_operations, negotiate_operation("/hub"), *signalr_transport_operations("/hub"),
-                      *reader_operations("/reader"), console_operation(), *([scrape.operation] if scrape else [])])
+                      *reader_operations("/reader"), console_operation(), *metrics_operations])
     endpoints = [writer, reader]
     drained = False
 
@@ -132,13 +138,10 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
             *writer.routes,
             *reader.routes,
             *console_routes(),  # the live console page at /, no auth to load it
-            *(scrape.routes if scrape else []),  # GET /metrics: its own token, not the guard's
+            *metrics_routes,
             *build_routes(http_operations, Guard(auth, limiter).wrap),
         ],
-        middleware=[
-            *([Middleware(metrics.http.middleware)] if metrics else []),  # http_requests_total, by route
-            *cors.middleware(settings.cors_origins),  # --cors-origin: browsers on other origins
-        ],
+        middleware=[*metrics_middleware, *cors.middleware(settings.cors_origins)],  # --cors-origin: browsers on other origins
         exception_handlers=http_errors.HANDLERS,
         lifespan=lifespan,
     )

@@ -4,6 +4,7 @@ own parser), bounded labels (route templates, `route="unmatched"`, `method="unkn
 
 from __future__ import annotations
 
+import socket
 import tempfile
 
 import httpx
@@ -104,3 +105,27 @@ async def test_two_apps_in_one_process_count_apart() -> None:
         assert written.status_code == 200
         assert value(samples((await first.get("/metrics")).text), "hub_events_written_total", source="http") == 3
         assert value(samples((await second.get("/metrics")).text), "hub_events_written_total", source="http") == 0
+
+
+def test_bounds_count_what_they_refuse(hub_server, unique):
+    server = hub_server("--max-connections", "1", "--rate-limit", "1", "--header-timeout", "1")
+    topic = unique("t")
+    with server.http() as http:
+        assert http.post("/hub/negotiate?negotiateVersion=1").status_code == 200  # takes the one slot
+        assert http.post("/hub/negotiate?negotiateVersion=1").status_code == 503
+        replies = [http.post(events_url(topic, "s"), json=make_events(1)).status_code for _ in range(3)]
+        assert 429 in replies, replies  # a budget of one request a second
+    with socket.create_connection((server.host, server.port)) as silent:  # sends no request head
+        silent.settimeout(10)
+        assert silent.recv(1) == b""  # closed by --header-timeout
+    with socket.create_connection((server.host, server.port)) as big:
+        big.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+        big.settimeout(10)
+        assert big.recv(12).startswith(b"HTTP/1.1 431")
+
+    counted = scrape(server)  # each was counted before the connection was answered or closed
+    assert value(counted, "hub_refused_total", reason="header_timeout") == 1
+    assert value(counted, "hub_refused_total", reason="max_connections") == 1
+    assert value(counted, "hub_refused_total", reason="head_too_large") == 1
+    assert value(counted, "hub_rate_limited_total", source="http") == replies.count(429)
+    assert value(counted, "hub_rate_limited_total", source="signalr") == 0
