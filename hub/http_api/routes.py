@@ -9,6 +9,7 @@ any body may be gzip. Errors are `{"error": "…"}` (errors.py). Every operation
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
@@ -38,6 +39,8 @@ RANGE = (
     Param("from", "query", schema.NANOSECONDS, "only items with timestamp >= from"),
     Param("to", "query", schema.NANOSECONDS, "only items with timestamp < to"),
 )
+ORDER = Param("order", "query", {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+              "asc: oldest first; desc: newest first (a cursor then continues with older rows)")
 GZIP_NOTE = "The body may be gzip-compressed (Content-Encoding: gzip)."
 
 BATCH_REPLIES = {
@@ -109,8 +112,8 @@ class HttpApi:
                       write=True, params=(TOPIC, STREAM), body={"application/json": schema.PARAMETER_DEFINITIONS},
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
             Operation("GET", "/topics/{topic}/quarantine", self.read_quarantine, "Read the topic's quarantined rows", t, topic=topic,
-                      params=(TOPIC, *PAGE),
-                      replies={200: Reply("A page of quarantined rows, in arrival order",
+                      params=(TOPIC, *PAGE, ORDER),
+                      replies={200: Reply("A page of quarantined rows, in arrival order (newest first with order=desc)",
                                           {"type": "array", "items": schema.QUARANTINED_ROW}, headers=("X-Next-Cursor",)),
                                **READ_ERRORS},
                       description="NDJSON lines (here and from /v0/events) that were not valid events: kept, not lost."),
@@ -195,7 +198,11 @@ class HttpApi:
         return codec.json_response(data, _cursor(page.next_cursor))
 
     async def read_quarantine(self, request: Request) -> Response:
-        page = await self._read(self.service.read_quarantine, request, request.path_params["topic"], ranged=False)
+        order = request.query_params.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, f"order: expected 'asc' or 'desc', got {order!r}")
+        read = functools.partial(self.service.read_quarantine, newest_first=order == "desc")
+        page = await self._read(read, request, request.path_params["topic"], ranged=False)
         return codec.json_response([r.to_json() for r in page.items], _cursor(page.next_cursor))
 
     async def _stream(self, request: Request):
