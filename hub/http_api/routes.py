@@ -105,6 +105,12 @@ class HttpApi:
                       params=(TOPIC, STREAM, WAIT), body={"application/json": schema.PARAMETER_DATA},
                       replies={**BATCH_REPLIES, **WRITE_ERRORS},
                       description="All or nothing; every section's arrays line up with timestamps. " + GZIP_NOTE),
+            Operation("GET", f"{s}/events", self.get_event_definitions, "Read the event definitions", t, topic=topic,
+                      params=(TOPIC, STREAM), replies={200: Reply("As last replaced (empty if never set)", schema.EVENT_DEFINITIONS),
+                                                      **error_replies(400, 401, 404)}),
+            Operation("GET", f"{s}/parameters", self.get_parameter_definitions, "Read the parameter definitions", t, topic=topic,
+                      params=(TOPIC, STREAM), replies={200: Reply("As last replaced (empty if never set)", schema.PARAMETER_DEFINITIONS),
+                                                      **error_replies(400, 401, 404)}),
             Operation("PUT", f"{s}/events", self.set_event_definitions, "Replace the event definitions", t, topic=topic, write=True,
                       params=(TOPIC, STREAM), body={"application/json": schema.EVENT_DEFINITIONS},
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
@@ -185,6 +191,12 @@ class HttpApi:
 
     async def get_stream(self, request: Request) -> Response:
         return codec.json_response((await self._stream(request)).to_json())
+
+    async def get_event_definitions(self, request: Request) -> Response:
+        return codec.json_response((await self._stream(request)).event_definitions)
+
+    async def get_parameter_definitions(self, request: Request) -> Response:
+        return codec.json_response((await self._stream(request)).parameter_definitions)
 
     async def read_events(self, request: Request) -> Response:
         await self._stream(request)
