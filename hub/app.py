@@ -12,8 +12,10 @@
     /openapi.json, /docs      the HTTP surface described, no auth              hub/http_api/openapi.py
     /health                   liveness, no auth
     /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
+    /whoami                   the token's user and scopes (any valid token)    hub/http_api/whoami.py
 X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
-Auth and --rate-limit (per token and topic, HTTP and SignalR alike): hub/http_api/guard.py, hub/ratelimit.py.
+Auth, scopes (each operation's access) and --rate-limit (per token and topic, HTTP and SignalR alike):
+hub/http_api/guard.py, hub/http_api/access.py, hub/ratelimit.py.
 Everything writes through one StreamService (hub/streams/service.py) into one StreamStore
 (hub/streams/store/), chosen by --store. Browsers on other origins: --cors-origin (hub/cors.py).
 """
@@ -40,6 +42,7 @@ from .http_api.operations import build_routes
 from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
+from .http_api.whoami import whoami_operation
 from .ratelimit import RateLimiter
 from .signalr.close_reason import CloseReason
 from .signalr.options import SignalROptions
@@ -89,6 +92,7 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
         *openapi.operations,
         *EventHubsMessages(service, max_body_size=body).operations,
         ready_operation(store),
+        whoami_operation(),
     ]
     http_operations = IdempotentWrites(store, max_body_size=body).apply(http_operations)
     openapi.describe([*http_operations, negotiate_operation("/hub"), *signalr_transport_operations("/hub"),

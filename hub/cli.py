@@ -52,6 +52,13 @@ class GracefulServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
 
+def public_url(settings: Settings) -> str:
+    """Where the hub listens, as a client on this machine reaches it (https with --ssl-certfile);
+    without --root-path's prefix, which only a proxy in front adds."""
+    scheme = "https" if settings.ssl_certfile else "http"
+    return f"{scheme}://{settings.host}:{settings.port}"
+
+
 def _tokens(settings: Settings) -> list[str]:
     """The admin tokens: --token, else (no token file, no JWT key either) the generated one."""
     tokens = list(settings.tokens)
@@ -64,7 +71,7 @@ def _tokens(settings: Settings) -> list[str]:
         # Under systemd or Docker stdout is the log: the token is shown once, when it is made.
         print(f"Using the hub's access token kept in {path} (read it there).", flush=True)
         return [token]
-    base = f"http://{settings.host}:{settings.port}"
+    base = public_url(settings)
     # stdout, this once, never through the logger: the logger must never see a token.
     print(
         f"Generated the hub's access token (kept in {path}; later starts will not print it):\n"
@@ -145,10 +152,18 @@ def serve(settings: Settings, sockets: list | None = None) -> int:
         ws_ping_interval=None,  # SignalR has its own keep-alive
         timeout_graceful_shutdown=settings.shutdown_timeout,
         server_header=False,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+        ssl_keyfile_password=settings.ssl_keyfile_password,
+        # behind a proxy: the prefix it strips (put back in scope["path"], OpenAPI servers), and whose
+        # X-Forwarded-For / -Proto to believe (the access log's client address, the URL scheme)
+        root_path=settings.root_path,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = GracefulServer(config, app.state.drain)
     tune_gc()
-    log.info("writer hub on http://%s:%s (store: %s)", settings.host, settings.port, settings.store)
+    log.info("writer hub on %s (store: %s)", public_url(settings), settings.store)
     server.run(sockets=sockets)
     return 0
 

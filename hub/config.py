@@ -47,6 +47,11 @@ class Settings:
     max_streams_per_connection: int = 100
     max_invocations_per_connection: int = 100
     max_connections: int | None = None  # None: default_max_connections() at start
+    ssl_certfile: str | None = None  # set: HTTPS and WSS on --port
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = field(default=None, repr=False)  # a secret: never in a repr
+    root_path: str = ""  # the path prefix a proxy serves the hub under, e.g. /signalr
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # peers whose X-Forwarded-For/-Proto are believed (uvicorn's default)
 
 
 def default_max_connections() -> int:
@@ -94,6 +99,14 @@ def _retention(text: str) -> str:
     return text
 
 
+def _root_path(text: str) -> str:
+    """`/prefix` (no trailing slash): what a proxy in front strips, and puts back in every URL."""
+    path = text.strip().rstrip("/")
+    if path and not path.startswith("/"):
+        raise argparse.ArgumentTypeError(f"expected a path starting with /, e.g. /signalr, got {text!r}")
+    return path
+
+
 def _http_implementation(text: str) -> str:
     if text not in ("auto", "httptools", "h11"):
         raise argparse.ArgumentTypeError(f"expected auto, httptools or h11, got {text!r}")
@@ -131,6 +144,11 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("max-streams-per-connection", _positive(int), "stream invocations (uploads and downloads) open at once on one connection"),
     ("max-invocations-per-connection", _positive(int), "invocations awaiting their Completion on one connection before it is not read"),
     ("max-connections", _positive(int), "SignalR connections, both hubs together (default: min(15000, open-files limit - 1000))"),
+    ("ssl-certfile", str, "PEM certificate (chain) file: serve HTTPS and WSS"),
+    ("ssl-keyfile", str, "PEM private key file of --ssl-certfile"),
+    ("ssl-keyfile-password", str, "password of an encrypted --ssl-keyfile (prefer the env variable: argv is visible to all)"),
+    ("root-path", _root_path, "path prefix a reverse proxy serves the hub under and strips, e.g. /signalr"),
+    ("forwarded-allow-ips", str, "comma-separated peer addresses (or *) whose X-Forwarded-For and X-Forwarded-Proto are believed"),
 ]
 
 # Repeatable flags: (flag, dest, help); env HUB_<DEST> comma-separated.
@@ -192,6 +210,8 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     unknown = set(settings.transports) - set(_TRANSPORT_NAMES)
     if unknown or not settings.transports:
         raise SystemExit(f"writer-hub: --transport: unknown {sorted(unknown)}; use {', '.join(_TRANSPORT_NAMES)}")
+    if settings.ssl_keyfile and not settings.ssl_certfile:
+        raise SystemExit("writer-hub: --ssl-keyfile needs --ssl-certfile")
     if args.allow_anonymous:
         settings.allow_anonymous = True
     elif "HUB_ALLOW_ANONYMOUS" in env:

@@ -73,6 +73,8 @@ class Authenticator:
         self._stamps: dict[str, tuple[int, int, int] | None] = {}
         self._watcher: asyncio.Task | None = None
         self._sighup = False
+        if config.jwt_secret and config.jwt_secret_file:
+            raise AuthError("give --jwt-secret or --jwt-secret-file, not both")
         try:
             self._load()
         except (TokenFileError, JwtConfigError) as exc:

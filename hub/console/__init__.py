@@ -37,7 +37,7 @@ async def page(request: Request) -> Response:
 
 def console_operation() -> Operation:
     """`GET /` in the OpenAPI document (the assets under /console/ are static files, not operations)."""
-    return Operation("GET", "/", None, "The live console page (asks for the token itself)", "Service", auth="none",
+    return Operation("GET", "/", None, "The live console page (asks for the token itself)", "Service", auth="none", access="none",
                      replies={200: Reply("HTML", {"type": "string"}, media="text/html")}, operation_id="console")
 
 

@@ -75,7 +75,7 @@ class EventHubsMessages:
         return [
             Operation(
                 "POST", "/{hub}/messages", self.send_messages, "Send an event or a batch (Event Hubs REST)",
-                "Drop-in: Event Hubs", auth="eventhubs", topic=_topic, write=True,
+                "Drop-in: Event Hubs", auth="eventhubs", topic=_topic, access="write",
                 params=(
                     Param("hub", "path", schema.NAME, "the topic (Event Hubs: the event hub)", required=True),
                     Param("timeout", "query", {"type": "integer"}, "accepted and ignored"),

@@ -1,9 +1,10 @@
-"""What runs around every HTTP operation: who is calling, their rate-limit budget on the topic, and
-the one place domain errors become HTTP statuses.
+"""What runs around every HTTP operation: who is calling, whether their token may do it, their
+rate-limit budget on the topic, and the one place domain errors become HTTP statuses.
 
-Order: authenticate (401/403 before anything else), spend one request of (user, topic)'s budget
-(429 before the body is read), run the handler, map ValidationError -> 400 and StoreUnavailable ->
-503. When rate limiting is on, every response of a rate-limited operation, errors included, carries
+Order: authenticate (401, or 403 on Tinybird's route), check the operation's access (403 naming the
+missing scope, access.py), spend one request of (user, topic)'s budget (429 before the body is
+read), run the handler, map ValidationError -> 400 and StoreUnavailable -> 503. A refused request
+spends no budget and never reaches the idempotency layer (it wraps the handler). When rate limiting is on, every response of a rate-limited operation, errors included, carries
 X-RateLimit-Limit/-Remaining/-Reset.
 """
 
@@ -17,7 +18,7 @@ from ..auth.principal import Principal
 from ..ratelimit import Decision, RateLimiter
 from ..streams.store.base import StoreUnavailable
 from ..streams.errors import ValidationError
-from . import sas
+from . import access, sas
 from .errors import ApiError
 from .operations import Handler, Operation
 
@@ -35,9 +36,13 @@ class Guard:
 
         async def guarded(request: Request) -> Response:
             principal = self.authenticate(op, request)
+            topic = op.topic(request) if op.topic is not None else None
+            missing = access.missing_scope(op.access, topic, principal)
+            if missing is not None:
+                raise ApiError(403, access.refusal(missing))
             request.state.principal = principal  # for the layers inside (listings are filtered by it)
             request.state.user = principal.name  # idempotency scopes records by it
-            decision = self._spend(op, request, principal.name)
+            decision = self._spend(principal.name, topic)
             try:
                 response = await endpoint(request)
             except ApiError as exc:
@@ -96,11 +101,8 @@ class Guard:
 
     # --- how often ------------------------------------------------------------------------------------
 
-    def _spend(self, op: Operation, request: Request, user: str) -> Decision | None:
-        if self.limiter is None or op.topic is None:
-            return None
-        topic = op.topic(request)
-        if topic is None:
+    def _spend(self, user: str, topic: str | None) -> Decision | None:
+        if self.limiter is None or topic is None:
             return None
         decision = self.limiter.take(user, topic)
         if not decision.allowed:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..streams import schema
-from . import codec
+from . import access, codec
 from .operations import ERROR, HEADERS, RATE_LIMIT_HEADERS, Operation, Param, Reply, Schema, error_replies
 
 #: Schemas given a name under components/schemas; every use of the same object becomes a $ref.
@@ -76,11 +76,12 @@ NEGOTIATE_REPLY: Schema = {
 def negotiate_operation(hub_path: str) -> Operation:
     """The SignalR negotiate route (served by hub/signalr), documented here with the rest."""
     return Operation(
-        "POST", f"{hub_path}/negotiate", None, "SignalR negotiate", "SignalR Writer hub",
+        "POST", f"{hub_path}/negotiate", None, "SignalR negotiate", "SignalR Writer hub", access="any-valid-token",
         params=(Param("negotiateVersion", "query", {"type": "integer", "minimum": 0}, "0 or 1"),),
         replies={200: Reply("Where and how to connect", NEGOTIATE_REPLY), **error_replies(401)},
         description=f"Then connect to {hub_path} with a transport and invoke the Writer methods "
-        "(CreateStream, UpdateStream, CloseStream, SendEventData, SendParameterData).",
+        "(CreateStream, UpdateStream, CloseStream, SendEventData, SendParameterData); each call is checked "
+        "against the token's scopes on its own.",
         operation_id="signalr_negotiate",
     )
 
@@ -97,19 +98,19 @@ def signalr_transport_operations(hub_path: str) -> list[Operation]:
     tag = "SignalR Writer hub"
     return [
         Operation("GET", hub_path, None, "Long poll, or (Accept: text/event-stream) open the Server-Sent Events stream", tag,
-                  params=(connection,),
+                  access="any-valid-token", params=(connection,),
                   replies={200: Reply("Hub-protocol bytes for the client", {"type": "string", "format": "binary"},
                                       media="application/octet-stream"),
                            204: Reply("The connection ended"), 409: Reply("Another transport is attached", text, media="text/plain"),
                            **common},
                   operation_id="signalr_receive"),
         Operation("POST", hub_path, None, "Send hub-protocol bytes (Server-Sent Events and long polling)", tag,
-                  params=(connection,), body={"application/octet-stream": {"type": "string", "format": "binary"}},
+                  access="any-valid-token", params=(connection,), body={"application/octet-stream": {"type": "string", "format": "binary"}},
                   body_required=False,
                   replies={200: Reply("Taken"), 405: Reply("Not on a WebSocket connection", text, media="text/plain"),
                            413: Reply("Too much data before a transport attached", text, media="text/plain"), **common},
                   operation_id="signalr_send"),
-        Operation("DELETE", hub_path, None, "End a long-polling connection", tag, params=(connection,),
+        Operation("DELETE", hub_path, None, "End a long-polling connection", tag, access="any-valid-token", params=(connection,),
                   replies={202: Reply("Ended"), **common}, operation_id="signalr_end"),
     ]
 
@@ -126,9 +127,9 @@ class OpenApi:
     @property
     def operations(self) -> list[Operation]:
         return [
-            Operation("GET", "/openapi.json", self.openapi_json, "This document", "Service", auth="none",
+            Operation("GET", "/openapi.json", self.openapi_json, "This document", "Service", auth="none", access="none",
                       replies={200: Reply("The OpenAPI 3.1 document", {"type": "object"})}, operation_id="openapi"),
-            Operation("GET", "/docs", self.docs, "This document as a web page", "Service", auth="none",
+            Operation("GET", "/docs", self.docs, "This document as a web page", "Service", auth="none", access="none",
                       replies={200: Reply("HTML", {"type": "string"}, media="text/html")}, operation_id="docs"),
         ]
 
@@ -143,11 +144,24 @@ class OpenApi:
             self._document = build_document(self._operations, self.title, self.version)
         return self._document
 
+    def document_for(self, request: Request) -> dict[str, Any]:
+        """The document with `servers` naming where this request came in: behind a proxy under
+        /prefix (--root-path), the paths are relative to that prefix."""
+        return with_server(self.document, request.scope.get("root_path", ""))
+
     async def openapi_json(self, request: Request) -> Response:
-        return codec.json_response(self.document)
+        return codec.json_response(self.document_for(request))
 
     async def docs(self, request: Request) -> Response:
-        return HTMLResponse(render_html(self.document))
+        return HTMLResponse(render_html(self.document_for(request)))
+
+
+def with_server(document: dict[str, Any], root_path: str) -> dict[str, Any]:
+    """The document with `servers: [{"url": root_path}]`: a relative URL, resolved against where the
+    document was fetched, so the scheme and host stay the proxy's and only the prefix is added."""
+    if not root_path:
+        return document  # built with servers "/"
+    return {**document, "servers": [{"url": root_path}]}
 
 
 # --- the document --------------------------------------------------------------------------------
@@ -174,6 +188,7 @@ def build_document(operations: list[Operation], title: str, version: str) -> dic
                 "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset."
             ),
         },
+        "servers": [{"url": "/"}],  # under a proxy's prefix (--root-path): with_server() per request
         "paths": _with_refs(paths),
         "components": {
             "schemas": {name: _with_refs(value, skip=value) for name, value in COMPONENTS.items()},
@@ -203,9 +218,12 @@ def _operation(op: Operation, operation_id: str) -> dict[str, Any]:
     replies = dict(op.replies)
     if rate_limited:
         replies.update(error_replies(429))
+    if access.refuses(op.access):
+        # Tinybird's route answers a bad token with 403 too: one reply says both
+        said = f"{replies[403].description} Or: " if 403 in replies else ""
+        replies[403] = Reply(said + access.REFUSED, ERROR)
     out: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "tags": [op.tag]}
-    if op.description:
-        out["description"] = op.description
+    out["description"] = f"{access.needs(op.access)} {op.description}".strip()
     out["security"] = _SECURITY[op.auth]
     if op.params:
         out["parameters"] = [_parameter(p) for p in op.params]
@@ -261,7 +279,7 @@ def render_html(document: dict[str, Any]) -> str:
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>{e(info['title'])}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{e(info['title'])}</h1><p>Version {e(info['version'])} · <a href='/openapi.json'>openapi.json</a></p>",
+        f"<h1>{e(info['title'])}</h1><p>Version {e(info['version'])} · <a href='openapi.json'>openapi.json</a></p>",
         f"<p>{e(info['description'])}</p>",
     ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}

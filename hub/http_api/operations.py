@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .access import Access
+
 Schema = dict[str, Any]
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -46,16 +48,28 @@ class Operation:
     summary: str
     tag: str
     auth: Auth = "bearer"
-    #: The topic a request spends rate-limit budget on; None for routes that name no topic.
+    #: What the caller's token needs (access.py); a route that forgets to say needs admin:*.
+    access: Access = "admin"
+    #: The topic a request names: its scope is checked on it and it spends rate-limit budget on it;
+    #: None for routes that name no topic.
     topic: Callable[[Request], str | None] | None = None
     params: tuple[Param, ...] = ()
     body: dict[str, Schema] | None = None  # media type -> schema
     body_required: bool = True
     replies: dict[int, Reply] = field(default_factory=dict)
-    #: Writes data: what an idempotency layer (hub/http_api/idempotency.py) wraps.
-    write: bool = False
     description: str = ""
     operation_id: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.auth == "none") != (self.access == "none"):
+            raise ValueError(f"{self.method} {self.path}: auth 'none' and access 'none' go together (an open route)")
+        if self.access in ("read", "write") and self.topic is None:
+            raise ValueError(f"{self.method} {self.path}: access {self.access!r} needs the topic the request names")
+
+    @property
+    def write(self) -> bool:
+        """Writes data: what the idempotency layer (hub/http_api/idempotency.py) wraps."""
+        return self.access == "write"
 
 
 def path_topic(request: Request) -> str | None:

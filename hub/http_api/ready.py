@@ -24,6 +24,7 @@ def ready_operation(store: StreamStore) -> Operation:
         return codec.json_response({"status": "unavailable"}, {"Retry-After": "1"}, status=503)
 
     return Operation(
-        "GET", "/ready", ready, "Readiness: whether the store can take writes", "Service", auth="none",
+        "GET", "/ready", ready, "Readiness: whether the store can take writes", "Service", auth="none", access="none",
         replies={200: Reply("Ready", _STATUS), 503: Reply("The store is unreachable", _STATUS, headers=("Retry-After",))},
+        description="A load balancer's probe needs no token: this says only whether the store is reachable.",
     )

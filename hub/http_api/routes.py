@@ -20,6 +20,7 @@ from ..streams.service import StreamService
 from ..streams.errors import ValidationError
 from ..streams.models import DEFAULT_PAGE, MAX_PAGE, ReadWindow
 from . import codec
+from .access import may_read
 from .acks import Acknowledgements, wait_param
 from .errors import ApiError
 from .operations import Operation, Param, Reply, error_replies, path_topic
@@ -64,30 +65,30 @@ class HttpApi:
         t = "Quix Writer and read API"
         topic = path_topic
         return [
-            Operation("GET", "/health", self.health, "Liveness", "Service", auth="none",
+            Operation("GET", "/health", self.health, "Liveness", "Service", auth="none", access="none",
                       replies={200: Reply("Up", {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}})}),
-            Operation("GET", "/topics", self.list_topics, "List topics", t,
+            Operation("GET", "/topics", self.list_topics, "List topics", t, access="listing",
                       replies={200: Reply("Topics with at least one stream, by name", {"type": "array", "items": schema.TOPIC_SUMMARY}),
                                **error_replies(401)}),
-            Operation("GET", "/topics/{topic}/streams", self.list_streams, "List the streams of a topic", t, topic=topic,
+            Operation("GET", "/topics/{topic}/streams", self.list_streams, "List the streams of a topic", t, access="listing", topic=topic,
                       params=(TOPIC,),
                       replies={200: Reply("In creation order", {"type": "array", "items": schema.STREAM_INFO}), **READ_ERRORS}),
-            Operation("POST", "/topics/{topic}/streams", self.create_stream, "Create a stream", t, topic=topic, write=True,
+            Operation("POST", "/topics/{topic}/streams", self.create_stream, "Create a stream", t, topic=topic, access="write",
                       params=(TOPIC,), body={"application/json": schema.STREAM_PROPERTIES}, body_required=False,
                       replies={200: Reply("Created", {"type": "object", "required": ["streamId"], "properties": {"streamId": {"type": "string", "format": "uuid"}}}),
                                **WRITE_ERRORS}),
-            Operation("GET", s, self.get_stream, "One stream's properties and counters", t, topic=topic,
+            Operation("GET", s, self.get_stream, "One stream's properties and counters", t, topic=topic, access="read",
                       params=(TOPIC, STREAM), replies={200: STREAM_INFO, **error_replies(400, 401, 404)}),
-            Operation("PUT", s, self.update_stream, "Replace a stream's properties (creating it if new)", t, topic=topic, write=True,
+            Operation("PUT", s, self.update_stream, "Replace a stream's properties (creating it if new)", t, topic=topic, access="write",
                       params=(TOPIC, STREAM), body={"application/json": schema.STREAM_PROPERTIES}, body_required=False,
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
-            Operation("POST", f"{s}/close", self.close_stream, "Close a stream (a later write reopens it)", t, topic=topic, write=True,
+            Operation("POST", f"{s}/close", self.close_stream, "Close a stream (a later write reopens it)", t, topic=topic, access="write",
                       params=(TOPIC, STREAM), replies={200: STREAM_INFO, **error_replies(400, 401, 503)}),
-            Operation("GET", f"{s}/events/data", self.read_events, "Read events in arrival order", t, topic=topic,
+            Operation("GET", f"{s}/events/data", self.read_events, "Read events in arrival order", t, topic=topic, access="read",
                       params=(TOPIC, STREAM, *RANGE, *PAGE),
                       replies={200: Reply("A page of events", {"type": "array", "items": schema.EVENT_OUT}, headers=("X-Next-Cursor",)),
                                **error_replies(400, 401, 404)}),
-            Operation("POST", f"{s}/events/data", self.send_events, "Send events", t, topic=topic, write=True,
+            Operation("POST", f"{s}/events/data", self.send_events, "Send events", t, topic=topic, access="write",
                       params=(TOPIC, STREAM, WAIT),
                       body={"application/json": schema.EVENTS,
                             "application/x-ndjson": {**schema.EVENTS, "description": "one event a line (NDJSON)"}},
@@ -97,27 +98,28 @@ class HttpApi:
                                   "not a valid event goes to the topic's quarantine (GET /topics/{topic}/quarantine) with "
                                   "its line number and reason, is counted in quarantined_rows, and the other lines are "
                                   "stored. " + GZIP_NOTE),
-            Operation("GET", f"{s}/parameters/data", self.read_parameter_data, "Read parameter data in arrival order", t, topic=topic,
+            Operation("GET", f"{s}/parameters/data", self.read_parameter_data, "Read parameter data in arrival order", t, topic=topic, access="read",
                       params=(TOPIC, STREAM, *RANGE, *PAGE),
                       replies={200: Reply("A page of rows", schema.PARAMETER_DATA_OUT, headers=("X-Next-Cursor",)),
                                **error_replies(400, 401, 404)}),
-            Operation("POST", f"{s}/parameters/data", self.send_parameter_data, "Send parameter data", t, topic=topic, write=True,
+            Operation("POST", f"{s}/parameters/data", self.send_parameter_data, "Send parameter data", t, topic=topic, access="write",
                       params=(TOPIC, STREAM, WAIT), body={"application/json": schema.PARAMETER_DATA},
                       replies={**BATCH_REPLIES, **WRITE_ERRORS},
                       description="All or nothing; every section's arrays line up with timestamps. " + GZIP_NOTE),
-            Operation("GET", f"{s}/events", self.get_event_definitions, "Read the event definitions", t, topic=topic,
+            Operation("GET", f"{s}/events", self.get_event_definitions, "Read the event definitions", t, topic=topic, access="read",
                       params=(TOPIC, STREAM), replies={200: Reply("As last replaced (empty if never set)", schema.EVENT_DEFINITIONS),
                                                       **error_replies(400, 401, 404)}),
             Operation("GET", f"{s}/parameters", self.get_parameter_definitions, "Read the parameter definitions", t, topic=topic,
-                      params=(TOPIC, STREAM), replies={200: Reply("As last replaced (empty if never set)", schema.PARAMETER_DEFINITIONS),
-                                                      **error_replies(400, 401, 404)}),
-            Operation("PUT", f"{s}/events", self.set_event_definitions, "Replace the event definitions", t, topic=topic, write=True,
+                      access="read", params=(TOPIC, STREAM),
+                      replies={200: Reply("As last replaced (empty if never set)", schema.PARAMETER_DEFINITIONS),
+                               **error_replies(400, 401, 404)}),
+            Operation("PUT", f"{s}/events", self.set_event_definitions, "Replace the event definitions", t, topic=topic, access="write",
                       params=(TOPIC, STREAM), body={"application/json": schema.EVENT_DEFINITIONS},
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
             Operation("PUT", f"{s}/parameters", self.set_parameter_definitions, "Replace the parameter definitions", t, topic=topic,
-                      write=True, params=(TOPIC, STREAM), body={"application/json": schema.PARAMETER_DEFINITIONS},
+                      access="write", params=(TOPIC, STREAM), body={"application/json": schema.PARAMETER_DEFINITIONS},
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
-            Operation("GET", "/topics/{topic}/quarantine", self.read_quarantine, "Read the topic's quarantined rows", t, topic=topic,
+            Operation("GET", "/topics/{topic}/quarantine", self.read_quarantine, "Read the topic's quarantined rows", t, topic=topic, access="read",
                       params=(TOPIC, *PAGE, ORDER),
                       replies={200: Reply("A page of quarantined rows, in arrival order (newest first with order=desc)",
                                           {"type": "array", "items": schema.QUARANTINED_ROW}, headers=("X-Next-Cursor",)),
@@ -183,11 +185,13 @@ class HttpApi:
     # --- reads ----------------------------------------------------------------------------------------
 
     async def list_topics(self, request: Request) -> Response:
-        return codec.json_response([t.to_json() for t in await self.service.list_topics()])
+        topics = await self.service.list_topics()
+        return codec.json_response([t.to_json() for t in topics if may_read(request, t.topic)])
 
     async def list_streams(self, request: Request) -> Response:
-        streams = await self.service.list_streams(request.path_params["topic"])
-        return codec.json_response([s.to_json() for s in streams])
+        topic = request.path_params["topic"]
+        streams = await self.service.list_streams(topic)  # a bad name is a 400 whoever asks
+        return codec.json_response([s.to_json() for s in streams] if may_read(request, topic) else [])
 
     async def get_stream(self, request: Request) -> Response:
         return codec.json_response((await self._stream(request)).to_json())

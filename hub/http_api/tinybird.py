@@ -52,7 +52,7 @@ class TinybirdEvents:
         return [
             Operation(
                 "POST", "/v0/events", self.send_events, "Send rows (Tinybird Events API)", "Drop-in: Tinybird",
-                auth="tinybird", topic=_topic, write=True,
+                auth="tinybird", topic=_topic, access="write",
                 params=(
                     Param("name", "query", schema.NAME, "the topic (Tinybird: the data source)", required=True),
                     Param("wait", "query", {"type": "boolean", "default": False},

@@ -21,7 +21,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from e2e.harness import NODE_DIR, REPO_ROOT, HubServerFactory, report_servers
+from e2e.harness import NODE_DIR, REPO_ROOT, module_hub, report_servers
 from e2e.support import make_events
 
 pytestmark = pytest.mark.e2e
@@ -72,12 +72,9 @@ def page_origin():
 
 @pytest.fixture(scope="module")
 def browser_hub(tmp_path_factory, page_origin):
-    factory = HubServerFactory(tmp_path_factory.mktemp("browser-hub"))
-    try:
-        # sqlite in the data dir: what was acknowledged before the restart is still there after it.
-        yield factory("--cors-origin", page_origin, "--poll-timeout", "5", "--store", "sqlite")
-    finally:
-        factory.close()
+    # sqlite in the data dir: what was acknowledged before the restart is still there after it.
+    with module_hub(tmp_path_factory, "browser-hub", "--cors-origin", page_origin, "--poll-timeout", "5", "--store", "sqlite") as hub:
+        yield hub
 
 
 @pytest.fixture(autouse=True)

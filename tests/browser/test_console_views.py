@@ -312,7 +312,7 @@ def test_a_read_only_token_sees_everything_and_cannot_send(views, views_hub):
     assert result["chartRows"] > 0
     has_whoami = httpx.get(f"{views_hub.url}/whoami", headers={"Authorization": f"Bearer {READ_TOKEN}"}).status_code == 200
     if has_whoami:
-        assert result["disabled"] and result["title"] == f"this token lacks write:{CHART_TOPIC}", result
+        assert result["disabled"] and f"lacks write:{CHART_TOPIC}" in result["title"], result
     else:  # before GET /whoami exists the button stays enabled and the hub refuses the send
         assert "unauthorized" in result["sendResult"], result
     stored = views_hub.get_events(CHART_TOPIC, CHART_STREAM)

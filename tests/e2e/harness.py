@@ -9,17 +9,19 @@ one the bare name `conftest` means depends on collection order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -84,12 +86,17 @@ async def async_wait_for(
         await asyncio.sleep(interval)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def file_tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
         return "(no file)"
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def trusting(ca_file: str | Path | None) -> Any:
+    """httpx's `verify`: an SSL context trusting only this CA, or the default when there is none."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
 
 
 # --- the hub server process --------------------------------------------------------------------
@@ -106,6 +113,7 @@ class HubServer:
     log_dir: Path
     args: list[str]
     env: dict[str, str]
+    ca_file: str | None = None  # set: the hub serves TLS (--ssl-certfile) with a certificate this CA signed
     proc: subprocess.Popen | None = None
     _stdout_file: Any = field(default=None, repr=False)
     _stderr_file: Any = field(default=None, repr=False)
@@ -114,7 +122,7 @@ class HubServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://{self.host}:{self.port}"
 
     @property
     def hub_url(self) -> str:
@@ -122,7 +130,12 @@ class HubServer:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/hub"
+        return f"{'wss' if self.ca_file else 'ws'}://{self.host}:{self.port}/hub"
+
+    @property
+    def verify(self) -> Any:
+        """httpx's `verify` for this hub: its CA under TLS."""
+        return trusting(self.ca_file)
 
     @property
     def stdout_path(self) -> Path:
@@ -142,8 +155,8 @@ class HubServer:
         return (
             f"--- hub on port {self.port}: {' '.join(self.args)}\n"
             f"--- exit code: {self.proc.poll() if self.proc else 'not started'}\n"
-            f"--- stdout (last {lines} lines):\n{_tail(self.stdout_path, lines)}\n"
-            f"--- stderr (last {lines} lines):\n{_tail(self.stderr_path, lines)}"
+            f"--- stdout (last {lines} lines):\n{file_tail(self.stdout_path, lines)}\n"
+            f"--- stderr (last {lines} lines):\n{file_tail(self.stderr_path, lines)}"
         )
 
     @property
@@ -154,6 +167,7 @@ class HubServer:
         """An httpx client on this hub, with the token (pass headers={} to go without)."""
         kwargs.setdefault("headers", self.auth_headers)
         kwargs.setdefault("timeout", 10.0)
+        kwargs.setdefault("verify", self.verify)
         return httpx.Client(base_url=self.url, **kwargs)
 
     def get_events(self, topic: str, stream_id: str, **params: Any) -> list[dict]:
@@ -185,7 +199,7 @@ class HubServer:
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, verify=self.verify) as client:
             while True:
                 if self.proc.poll() is not None:
                     raise HubStartError(f"hub exited with {self.proc.returncode} before it was ready\n{self.tail()}")
@@ -256,6 +270,7 @@ class HubServerFactory:
         env: dict[str, str] | None = None,
         timers: bool = True,
         ready_timeout: float = STARTUP_TIMEOUT,
+        ca_file: str | None = None,
     ) -> HubServer:
         """Start a hub and wait until /health answers.
 
@@ -264,6 +279,8 @@ class HubServerFactory:
         tokens: several tokens (overrides token); the first becomes `.token`.
         extra_args: more flags; they come after the defaults, so they win (argparse: last wins).
         env: extra environment (HUB_* variables); inherited HUB_* variables are removed first.
+        ca_file: the hub serves TLS (pass --ssl-certfile/--ssl-keyfile in extra_args or env) with a
+          certificate this CA signed; it is then reached over https and wss, trusting this CA.
         """
         if tokens is None:
             tokens = [TEST_TOKEN] if token is _DEFAULT else ([] if token is None else [token])
@@ -291,6 +308,7 @@ class HubServerFactory:
                 log_dir=self.base_dir / f"{name}-logs-{attempt}",
                 args=args,
                 env=child_env,
+                ca_file=ca_file,
             )
             self.servers.append(server)
             try:
@@ -305,6 +323,43 @@ class HubServerFactory:
     def close(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+@contextlib.contextmanager
+def module_hub(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str, **kwargs: Any) -> Iterator[HubServer]:
+    """One hub for a test module, stopped after it: a module-scoped fixture yields it
+    (`with module_hub(tmp_path_factory, "cors-hub", "--cors-origin", APP) as hub: yield hub`);
+    arguments as HubServerFactory's."""
+    factory = HubServerFactory(tmp_path_factory.mktemp(name))
+    try:
+        yield factory(*args, **kwargs)
+    finally:
+        factory.close()
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def make_tls_files(directory: Path, key_password: str) -> dict[str, Path]:
+    """A throw-away CA (trustme) and a certificate it signed for 127.0.0.1 and localhost, its key
+    encrypted with `key_password`: {"ca", "cert", "key", "password"} files in `directory`."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    files = {name: directory / f"{name}.pem" for name in ("ca", "cert", "key")}
+    files["password"] = directory / "key-password"
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    files["cert"].write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    files["key"].write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(key_password.encode()),
+    ))  # fmt: skip
+    files["password"].write_text(key_password + "\n")
+    return files
 
 
 # --- the real JavaScript client -------------------------------------------------------------------
@@ -451,7 +506,7 @@ class RedisServer:
         while not self.ping():
             if self.proc.poll() is not None or time.monotonic() >= deadline:
                 self.stop()
-                raise RuntimeError(f"redis-server on port {self.port} did not start\n{_tail(self.log_path)}")
+                raise RuntimeError(f"redis-server on port {self.port} did not start\n{file_tail(self.log_path)}")
             time.sleep(0.05)
         return self
 

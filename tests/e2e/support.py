@@ -1,4 +1,4 @@
-"""Helpers for the end-to-end tests: event batches and the HTTP API's event route, and a raw SignalR
+"""Helpers for the end-to-end tests: event batches, the HTTP API's event route and curl, and a raw SignalR
 JSON connection over the `websockets` library for the tests that must send exactly the bytes they
 choose. Shared by tests/e2e, tests/http and tests/reader (importable as `e2e.support`)."""
 
@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import signal
+import subprocess
 import threading
 from typing import Any
 
 import httpx
+import pytest
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -53,6 +56,21 @@ def events_url(topic: str, stream_id: str) -> str:
 def ndjson(items: list) -> bytes:
     """One JSON document a line, each line ended by a newline."""
     return b"".join(json.dumps(item).encode() + b"\n" for item in items)
+
+
+CURL = shutil.which("curl")
+needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (scripts/test installs it)")
+
+
+def curl(*args: str) -> tuple[int, dict[str, str], str]:
+    """Run curl; return (status, headers lower-cased, body)."""
+    done = subprocess.run(
+        [CURL, "-sS", "-D", "-", *args], capture_output=True, text=True, timeout=20, check=True  # type: ignore[list-item]
+    )
+    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
+    status_line, *lines = head.splitlines()
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
 
 
 # --- raw SignalR over websockets ------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from .harness import HubServerFactory, report_servers
+from .harness import module_hub, report_servers
 
 pytestmark = pytest.mark.e2e
 
@@ -20,11 +20,8 @@ EVIL = "http://evil.example"
 
 @pytest.fixture(scope="module")
 def _cors_hub(tmp_path_factory):
-    factory = HubServerFactory(tmp_path_factory.mktemp("cors-hub"))
-    try:
-        yield factory("--cors-origin", APP, "--cors-origin", "https://other.example")
-    finally:
-        factory.close()
+    with module_hub(tmp_path_factory, "cors-hub", "--cors-origin", APP, "--cors-origin", "https://other.example") as hub:
+        yield hub
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from .harness import HubServerFactory, report_servers
+from .harness import module_hub, report_servers
 from .http_transports import RS, LongPolling, event_stream, negotiate, records
 from .support import make_events
 
@@ -25,11 +25,8 @@ POLL_TIMEOUT = 1.5
 
 @pytest.fixture(scope="module")
 def _transports_hub(tmp_path_factory):
-    factory = HubServerFactory(tmp_path_factory.mktemp("transports-hub"))
-    try:
-        yield factory("--poll-timeout", str(POLL_TIMEOUT))
-    finally:
-        factory.close()
+    with module_hub(tmp_path_factory, "transports-hub", "--poll-timeout", str(POLL_TIMEOUT)) as hub:
+        yield hub
 
 
 @pytest.fixture

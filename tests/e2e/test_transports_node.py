@@ -11,7 +11,7 @@ import pytest
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.types import HttpTransportType
 
-from .harness import HeldConnection, HubServerFactory, report_servers
+from .harness import HeldConnection, module_hub, report_servers
 from .support import make_events
 
 pytestmark = pytest.mark.e2e
@@ -21,11 +21,8 @@ TRANSPORTS = ["WebSockets", "ServerSentEvents", "LongPolling"]
 
 @pytest.fixture(scope="module")
 def _node_transports_hub(tmp_path_factory):
-    factory = HubServerFactory(tmp_path_factory.mktemp("node-transports-hub"))
-    try:
-        yield factory("--poll-timeout", "2")
-    finally:
-        factory.close()
+    with module_hub(tmp_path_factory, "node-transports-hub", "--poll-timeout", "2") as hub:
+        yield hub
 
 
 @pytest.fixture

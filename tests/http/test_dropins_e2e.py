@@ -9,31 +9,14 @@ import gzip
 import hashlib
 import hmac
 import json
-import shutil
-import subprocess
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
-from e2e.support import events_url
+from e2e.support import curl, events_url, needs_curl
 
 pytestmark = pytest.mark.e2e
-
-CURL = shutil.which("curl")
-needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (scripts/test installs it)")
-
-
-def curl(*args: str) -> tuple[int, dict[str, str], str]:
-    """Run curl; return (status, headers lower-cased, body)."""
-    done = subprocess.run(
-        [CURL, "-sS", "-D", "-", *args], capture_output=True, text=True, timeout=20, check=True  # type: ignore[list-item]
-    )
-    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
-    status_line, *lines = head.splitlines()
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), headers, body
-
 
 def read_events(hub, topic: str, stream: str = "default") -> list[dict]:
     with hub.http() as client:

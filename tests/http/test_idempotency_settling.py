@@ -38,7 +38,7 @@ class RecordsDown(MemoryStore):
 
 
 def _app(store: RecordsDown, write) -> Starlette:  # type: ignore[no-untyped-def]
-    op = Operation("POST", "/t/{topic}", write, "a write", "test", topic=path_topic, write=True)
+    op = Operation("POST", "/t/{topic}", write, "a write", "test", topic=path_topic, access="write")
     [wrapped] = IdempotentWrites(store, max_body_size=1000).apply([op])
     assert wrapped.endpoint is not None
 

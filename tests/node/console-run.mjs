@@ -2,11 +2,24 @@
 // /usr/bin/chromium via playwright-core), as a person uses it: a wrong token is refused, the right
 // one connects, a stream is chosen from the list, a test event is sent from the page's form and one
 // over HTTP (fetch from Node), and both must appear in the live tail within `withinMs`.
-// Spec: {pageUrl, token, topic, stream, httpUrl, screenshot?, withinMs?, executablePath?}
+// With `readOnly`, the token may only read: no wrong token first (its 401 would be a console
+// error), the send control must be disabled with its reason shown, and an event sent over HTTP with
+// `writeToken` must appear in the tail.
+// Spec: {pageUrl, token, topic, stream, httpUrl, screenshot?, withinMs?, executablePath?, readOnly?, writeToken?}
 // Result: {refusal, formMs, httpMs, tail: [{id, value}], row: [cells], consoleErrors, pageErrors}
+//   readOnly: {whoami, send: {disabled, why, whyVisible, title}, topics, tail, row, consoleErrors, pageErrors}
 import { chromium } from "playwright-core";
 
 import { runDriver } from "./lib.mjs";
+
+async function sendOverHttp(spec, id, token) {
+  const response = await fetch(spec.httpUrl, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify([{ id, timestamp: Date.now() * 1e6, value: "sent with curl", tags: { via: "http" } }]),
+  });
+  if (!response.ok) throw new Error(`HTTP write failed: ${response.status} ${await response.text()}`);
+}
 
 runDriver(async (spec) => {
   const within = spec.withinMs ?? 2000;
@@ -24,11 +37,14 @@ runDriver(async (spec) => {
     page.on("pageerror", (error) => pageErrors.push(String(error)));
     await page.goto(spec.pageUrl);
 
-    // a wrong token is refused, and the form asks again
-    await page.fill("#token-input", "not-the-token");
-    await page.click("#token-submit");
-    await page.waitForFunction(() => document.querySelector("#token-error").textContent.length > 0);
-    const refusal = await page.textContent("#token-error");
+    let refusal = null;
+    if (!spec.readOnly) {
+      // a wrong token is refused, and the form asks again
+      await page.fill("#token-input", "not-the-token");
+      await page.click("#token-submit");
+      await page.waitForFunction(() => document.querySelector("#token-error").textContent.length > 0);
+      refusal = await page.textContent("#token-error");
+    }
 
     await page.fill("#token-input", spec.token);
     await page.click("#token-submit");
@@ -37,6 +53,27 @@ runDriver(async (spec) => {
     await page.click(row);
     // the tail is subscribed (an empty list has no height: wait for the attribute, not visibility)
     await page.waitForSelector(`#tail[data-subscribed="${spec.topic}/${spec.stream}"]`, { state: "attached" });
+
+    if (spec.readOnly) {
+      await page.waitForFunction(() => document.querySelector("#whoami").textContent.length > 0);
+      await page.waitForSelector("#send-button:disabled", { state: "attached" });
+      await page.waitForFunction(() => document.querySelector("#streams-updated").textContent.startsWith("listed"));
+      const send = {
+        disabled: await page.isDisabled("#send-button"),
+        why: await page.textContent("#send-why"),
+        whyVisible: await page.isVisible("#send-why"),
+        title: await page.getAttribute("#send-button", "title"),
+      };
+      await sendOverHttp(spec, "from-http", spec.writeToken);
+      await page.waitForSelector('#tail li[data-id="from-http"]', { timeout: within });
+      const topics = await page.$$eval("#streams tbody tr", (rows) => [...new Set(rows.map((tr) => tr.dataset.topic))]);
+      const tail = await page.$$eval("#tail li", (items) => items.map((li) => ({ id: li.dataset.id, value: li.dataset.value })));
+      const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
+      const whoami = await page.textContent("#whoami");
+      await page.waitForTimeout(1300); // let the arrival highlight fade before the picture
+      if (spec.screenshot) await page.screenshot({ path: spec.screenshot, fullPage: true });
+      return { whoami, send, topics, tail, row: cells, consoleErrors, pageErrors };
+    }
 
     // from the page's form (over the Writer hub)
     await page.fill("#send-id", "from-form");
@@ -48,12 +85,7 @@ runDriver(async (spec) => {
 
     // over HTTP, from outside the page
     started = Date.now();
-    const response = await fetch(spec.httpUrl, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${spec.token}`, "Content-Type": "application/json" },
-      body: JSON.stringify([{ id: "from-http", timestamp: Date.now() * 1e6, value: "sent with curl", tags: { via: "http" } }]),
-    });
-    if (!response.ok) throw new Error(`HTTP write failed: ${response.status} ${await response.text()}`);
+    await sendOverHttp(spec, "from-http", spec.token);
     await page.waitForSelector('#tail li[data-id="from-http"]', { timeout: within });
     const httpMs = Date.now() - started;
 

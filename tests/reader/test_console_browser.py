@@ -55,3 +55,42 @@ def test_the_console_tails_a_stream_live_in_a_browser(hub_server, node, unique):
     stored = hub.get_events(topic, stream)
     assert [e["id"] for e in stored] == ["ev-0", "from-form", "from-http"]
     assert stored[1]["tags"] == {"source": "console"}
+
+
+READ_ONLY_SCREENSHOT = REPO_ROOT / "test-artifacts" / "reader-console-read-only.png"
+
+
+def test_the_console_with_a_read_only_token(hub_server, node, unique, tmp_path):
+    """Issue 14: a token with read:<topic> only. The page works (lists and tails the topic it may
+    read, and only that one), the send control is disabled and says why, and nothing errs."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/test, which installs Debian's chromium")
+    topic, hidden, stream = unique("fleet"), unique("secret"), "car-1"
+    viewer = "viewer-token-0d9c2e71"
+    (tmp_path / "tokens").write_text(f"{viewer}  name=viewer  read:{topic}\n")
+    hub = hub_server("--token-file", str(tmp_path / "tokens"))  # and the admin --token
+    with hub.http() as client:
+        for name in (topic, hidden):
+            assert client.post(f"/topics/{name}/streams/{stream}/events/data", json=make_events(1)).status_code == 200
+
+    READ_ONLY_SCREENSHOT.parent.mkdir(exist_ok=True)
+    result = node("console-run.mjs", {
+        "pageUrl": f"{hub.url}/",
+        "token": viewer,
+        "writeToken": hub.token,
+        "readOnly": True,
+        "topic": topic,
+        "stream": stream,
+        "httpUrl": f"{hub.url}/topics/{topic}/streams/{stream}/events/data",
+        "screenshot": str(READ_ONLY_SCREENSHOT),
+        "withinMs": 5000,
+    }, timeout=60)
+
+    why = f"This token (token:viewer) lacks write:{topic}: sending is disabled."
+    assert result["send"] == {"disabled": True, "why": why, "whyVisible": True, "title": why}, result["send"]
+    assert result["whoami"] == f"token:viewer · read:{topic}"
+    assert result["topics"] == [topic]  # the other topic is not listed
+    assert result["tail"] == [{"id": "from-http", "value": "sent with curl"}]
+    assert result["row"][:4] == [topic, stream, "", "open"], result["row"]
+    assert result["consoleErrors"] == [] and result["pageErrors"] == [], result
+    assert [e["id"] for e in hub.get_events(topic, stream)] == ["ev-0", "from-http"]  # nothing sent from the page

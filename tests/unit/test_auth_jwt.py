@@ -222,6 +222,7 @@ def test_unusable_keys_stop_the_start(tmp_path: Path) -> None:
     blank_secret = tmp_path / "secret"
     blank_secret.write_text("\n")
     for config, why in (
+        (AuthConfig(jwt_secret=SECRET, jwt_secret_file=str(blank_secret)), "not both"),
         (AuthConfig(jwt_public_key=str(empty)), "no PEM public key"),
         (AuthConfig(jwt_public_key=str(private)), "not a PUBLIC KEY or CERTIFICATE"),
         (AuthConfig(jwt_public_key=str(edwards)), "RS256 and ES256 only"),

@@ -2,9 +2,8 @@
 // Reader hub's ActiveStreamsChanged; the list itself is stream-list.js), a live tail of one stream
 // (Reader hub: SubscribeToEvent with "*"), the chosen stream's page (stream-page.js: details, live
 // chart, history, quarantine) and a form sending a test event (Writer hub: SendEventData). The token
-// is asked for once and kept in sessionStorage (this tab only).
-import { pageUrl } from "./http.js";
-import { loadWhoami, mayWrite } from "./permissions.js";
+// is asked for once and kept in sessionStorage (this tab only). GET /whoami says what the token may
+// do: what it may not (sending to a topic without write:<topic>) is disabled, with the reason shown.
 import { HubConnection } from "./signalr.js";
 import { StreamList } from "./stream-list.js";
 import { StreamPage } from "./stream-page.js";
@@ -18,6 +17,9 @@ const REFRESH_MS = 10000; // the listing is re-read this often (counts change wi
 const RETRY_MS = [1000, 2000, 5000, 10000];
 
 const $ = (id) => document.getElementById(id);
+// Where the hub is, as this script was loaded from it (…/console/console.js): behind a proxy that
+// serves the hub under a prefix (--root-path), the prefix is part of it.
+const base = new URL("..", import.meta.url).href.replace(/\/$/, "");
 
 // #stream=<topic>/<stream> (each part URL-encoded) opens that stream's page: a link to it can be shared.
 function chosenFromHash() {
@@ -32,6 +34,7 @@ const state = {
   streams: new Map(), // "topic\u0000stream" -> summary (StreamInfo JSON)
   chosen: chosenFromHash() || JSON.parse(sessionStorage.getItem(CHOSEN_KEY) || "null"), // {topic, stream}
   retries: 0,
+  me: null, // GET /whoami: {user, scopes, admin, expiresAt}
   refreshTimer: null,
   tailCount: 0,
 };
@@ -55,6 +58,7 @@ function showLogin(message) {
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
+  state.me = null;
   for (const conn of [state.reader, state.writer]) if (conn) conn.stop();
   state.reader = state.writer = null;
   clearInterval(state.refreshTimer);
@@ -80,11 +84,11 @@ $("forget-token").addEventListener("click", () => logout());
 
 async function api(path, init = {}) {
   const token = state.token;
-  const response = await fetch(pageUrl(path), {
+  const response = await fetch(base + path, {
     ...init,
     headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` },
   });
-  if (response.status === 401 || response.status === 403) {
+  if (response.status === 401) {
     if (token === state.token) logout("The hub refused this token."); // not a call made with a token since forgotten
     throw new Error("unauthorized");
   }
@@ -93,15 +97,66 @@ async function api(path, init = {}) {
   return body;
 }
 
+// --- what the token may do -------------------------------------------------------------------------
+
+async function refreshWhoami() {
+  try {
+    state.me = await api("/whoami");
+  } catch (error) {
+    if (error.message !== "unauthorized") $("whoami").textContent = `who: ${error.message}`;
+    return;
+  }
+  $("whoami").textContent = `${state.me.user} · ${state.me.scopes.join(" ")}`;
+  renderSendPermission();
+  renderStreams();
+}
+
+function topicMatches(pattern, topic) {
+  // as the hub's Grant: a topic name, or a glob where only * is special
+  if (pattern === "*") return true;
+  if (!pattern.includes("*")) return pattern === topic;
+  const parts = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join(".*")}$`, "s").test(topic);
+}
+
+function allows(action, topic) {
+  if (!state.me) return false;
+  return state.me.scopes.some((scope) => {
+    const colon = scope.indexOf(":");
+    const kind = scope.slice(0, colon);
+    return (kind === action || kind === "admin") && topicMatches(scope.slice(colon + 1), topic);
+  });
+}
+
+function renderSendPermission() {
+  // The hub checks every call; this only saves a refused send and says why up front.
+  const topic = $("send-topic").value.trim();
+  const scopes = state.me ? state.me.scopes : [];
+  let why = "";
+  if (!state.me) {
+    // not known yet: the hub decides
+  } else if (topic && !allows("write", topic)) {
+    why = `This token (${state.me.user}) lacks write:${topic}: sending is disabled.`;
+  } else if (!scopes.some((s) => s.startsWith("write:") || s.startsWith("admin:"))) {
+    why = `This token (${state.me.user}) can only read: sending needs a write scope.`;
+  }
+  $("send-button").disabled = why !== "";
+  $("send-button").title = why;
+  $("send-why").textContent = why;
+  $("send-why").hidden = why === "";
+}
+
+$("send-topic").addEventListener("input", renderSendPermission);
+
 async function refreshStreams() {
   try {
     const token = state.token; // a listing started before the token was forgotten ends quietly
-    const topics = await api("topics");
+    const topics = await api("/topics");
     const seen = new Set();
     const queue = topics.slice(0, MAX_TOPICS).map(({ topic }) => topic);
     const listTopics = async () => {
       for (let topic = queue.shift(); topic !== undefined && token === state.token; topic = queue.shift()) {
-        const streams = await api(`topics/${encodeURIComponent(topic)}/streams`);
+        const streams = await api(`/topics/${encodeURIComponent(topic)}/streams`);
         if (token !== state.token) return;
         for (const info of streams) {
           const k = key(info.topic, info.streamId);
@@ -132,7 +187,7 @@ function setStatus(kind, text) {
 }
 
 async function connectReader() {
-  const reader = new HubConnection(pageUrl("reader"), { accessToken: () => state.token });
+  const reader = new HubConnection(`${base}/reader`, { accessToken: () => state.token });
   reader.on("EventDataReceived", onEvent);
   reader.on("ActiveStreamsChanged", onStreamChanged);
   reader.onclose((error) => {
@@ -221,8 +276,8 @@ async function choose(topic, stream) {
   $("tail-title").textContent = `${topic} / ${stream}`;
   $("send-topic").value = topic;
   $("send-stream").value = stream;
+  renderSendPermission();
   renderStreams();
-  updateWriteControls();
   window.location.hash = `#stream=${encodeURIComponent(topic)}/${encodeURIComponent(stream)}`;
   streamPage.show(topic, stream);
   if (state.reader && previous) {
@@ -237,7 +292,7 @@ async function choose(topic, stream) {
 
 async function writer() {
   if (state.writer && state.writer.state === "Connected") return state.writer;
-  const conn = new HubConnection(pageUrl("hub"), { accessToken: () => state.token });
+  const conn = new HubConnection(`${base}/hub`, { accessToken: () => state.token });
   conn.onclose(() => {
     if (state.writer === conn) state.writer = null;
   });
@@ -248,6 +303,7 @@ async function writer() {
 
 $("send-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  if ($("send-button").disabled) return; // the reason is shown next to the form
   const result = $("send-result");
   const topic = $("send-topic").value.trim();
   const stream = $("send-stream").value.trim();
@@ -298,19 +354,10 @@ function renderSoon() {
 }
 
 function renderStreams() {
+  // the hub lists only what the token may read; never show more
+  if (state.me) for (const [k, info] of state.streams) if (!allows("read", info.topic)) state.streams.delete(k);
   streamList.render(state.streams);
 }
-
-// What needs write (the send form) follows the token's scopes for the topic typed in it.
-function updateWriteControls() {
-  const topic = $("send-topic").value.trim();
-  const allowed = !topic || mayWrite(topic);
-  $("send-button").disabled = !allowed;
-  $("send-button").title = allowed ? "" : `this token lacks write:${topic}`;
-  $("send-form").dataset.readOnly = allowed ? "false" : "true";
-}
-
-$("send-topic").addEventListener("input", updateWriteControls);
 
 // --- start ---------------------------------------------------------------------------------------------
 
@@ -324,12 +371,12 @@ function begin() {
     $("send-stream").value = state.chosen.stream;
     streamPage.show(state.chosen.topic, state.chosen.stream);
   }
-  loadWhoami(ctx).then(updateWriteControls);
+  refreshWhoami();
   streamList.start();
   connectReader();
   refreshStreams();
   clearInterval(state.refreshTimer);
-  state.refreshTimer = setInterval(refreshStreams, REFRESH_MS);
+  state.refreshTimer = setInterval(() => (refreshWhoami(), refreshStreams()), REFRESH_MS); // scopes may be reloaded
 }
 
 setInterval(() => document.querySelectorAll("#streams td.ago").length && state.token && renderStreams(), 5000);

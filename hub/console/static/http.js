@@ -9,9 +9,13 @@ export class HttpError extends Error {
   }
 }
 
-// "topics/cars/streams" -> an absolute URL beside the page ("/" or "<root path>/").
+// Where the hub is, as this script was loaded from it (…/console/http.js): behind a proxy that serves
+// the hub under a prefix (--root-path), the prefix is part of it.
+const BASE = new URL("..", import.meta.url);
+
+// "topics/cars/streams" -> the absolute URL of that hub path.
 export function pageUrl(path) {
-  return new URL(path.replace(/^\/+/, ""), document.baseURI).toString();
+  return new URL(path.replace(/^\/+/, ""), BASE).toString();
 }
 
 export const enc = encodeURIComponent;
