@@ -143,13 +143,14 @@ def _iso_ms(ns: int) -> str:
     return datetime.fromtimestamp(ns // 1_000_000 / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
-def _numeric_rows(client: httpx.Client, params: dict) -> tuple[list[int], dict[str, list]]:
-    """Every stored row of the chart's stream holding a numeric value, in arrival order."""
+def _numeric_rows(client: httpx.Client, params: dict) -> tuple[list[float], dict[str, list]]:
+    """Every stored row of the chart's stream holding a numeric value, in arrival order; timestamps
+    as the doubles JavaScript holds (the writer sends only timestamps a double holds exactly)."""
     response = client.get(f"/topics/{CHART_TOPIC}/streams/{CHART_STREAM}/parameters/data", params={**params, "limit": 100_000})
     assert response.status_code == 200 and "X-Next-Cursor" not in response.headers, response.text
     data = response.json()
     keep = [i for i in range(len(data["timestamps"])) if any(data["numericValues"].get(p, [None] * (i + 1))[i] is not None for p in NUMERIC)]
-    return [data["timestamps"][i] for i in keep], {p: [data["numericValues"][p][i] for i in keep] for p in NUMERIC}
+    return [float(data["timestamps"][i]) for i in keep], {p: [data["numericValues"][p][i] for i in keep] for p in NUMERIC}
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +202,7 @@ def views(views_hub):
             event = message.get("event")
             if event == "stop-writer":
                 last = writer.stop()
-                results["_writer"].append({"last": last, "rows": writer.row})
+                results["_writer"].append({"last": last, "rows": writer.row, "lastTs": writer.timestamp(writer.row - 1)})
                 answer({"last": last})
             elif event == "history-range":
                 # two seconds in the middle of what was written, to the millisecond (the page's inputs)
@@ -252,11 +253,12 @@ def test_the_chart_draws_each_series_in_its_colour_and_the_legend_shows_the_last
 
 def test_the_live_chart_holds_every_stored_row_once_across_the_seam(views, views_hub):
     snapshot = views["chart-live"]["snapshot"]
+    until = views["_writer"][0]["lastTs"] + 1  # what was written before the writer stopped
     with views_hub.http() as client:
-        stored_ts, stored = _numeric_rows(client, {"from": snapshot["range"]["from"]})
+        stored_ts, stored = _numeric_rows(client, {"from": snapshot["range"]["from"], "to": until})
     assert snapshot["dropped"] == 0
     assert len(stored_ts) > 2000, len(stored_ts)  # history and live both
-    assert snapshot["ts"] == stored_ts  # none twice, none missing, in order
+    assert [float(t) for t in snapshot["ts"]] == stored_ts  # none twice, none missing, in order
     for name in NUMERIC:
         assert snapshot["series"][name] == stored[name], name
 
@@ -269,11 +271,11 @@ def test_a_past_range_shows_exactly_the_stored_rows_and_events(views, views_hub)
         stored_ts, stored = _numeric_rows(client, {"from": start, "to": end})
         events = client.get(f"/topics/{CHART_TOPIC}/streams/{CHART_STREAM}/events/data", params={"from": start, "to": end}).json()
     assert 1500 < len(stored_ts) <= 2001, len(stored_ts)
-    assert snapshot["ts"] == stored_ts
+    assert [float(t) for t in snapshot["ts"]] == stored_ts
     for name in NUMERIC:
         assert snapshot["series"][name] == stored[name], name
     marks = [m for m in snapshot["marks"] if m["kind"] == "event"]
-    assert [(m["ts"], m["label"], m["value"]) for m in marks] == [(e["timestamp"], e["id"], e["value"]) for e in events]
+    assert [(float(m["ts"]), m["label"], m["value"]) for m in marks] == [(float(e["timestamp"]), e["id"], e["value"]) for e in events]
     assert len(marks) >= 5
 
 
@@ -299,9 +301,11 @@ def test_the_chart_carries_on_across_a_hub_restart_with_the_gap_filled(views, vi
     last = views["_writer"][1]["last"]
     assert {name: float(result["legend"][name]) for name in NUMERIC} == last, (result["legend"], last)
     snapshot = result["snapshot"]
+    until = views["_writer"][1]["lastTs"] + 1
     with views_hub.http() as client:
-        stored_ts, stored = _numeric_rows(client, {"from": snapshot["range"]["from"]})
-    assert snapshot["ts"] == stored_ts
+        stored_ts, stored = _numeric_rows(client, {"from": snapshot["range"]["from"], "to": until})
+    assert len(stored_ts) > 2000, len(stored_ts)
+    assert [float(t) for t in snapshot["ts"]] == stored_ts
     for name in NUMERIC:
         assert snapshot["series"][name] == stored[name], name
 
