@@ -249,6 +249,7 @@ def test_the_chart_draws_each_series_in_its_colour_and_the_legend_shows_the_last
     last = views["_writer"][0]["last"]
     assert {name: float(result["legend"][name]) for name in NUMERIC} == last, (result["legend"], last)
     assert "at most 50,000" in result["note"], result["note"]
+    assert int(result["sparkline"]) > 0, result["sparkline"]  # the visible row counted live deliveries
 
 
 def test_the_live_chart_holds_every_stored_row_once_across_the_seam(views, views_hub):

@@ -70,6 +70,7 @@ try {
   await page.waitForSelector('#chart[data-state="live"]', { timeout: 20000 });
   await page.waitForFunction((params) => params.every((p) => document.querySelector(`#chart-legend li[data-param="${p}"]`)), spec.chart.params, { timeout: 10000 });
   await page.waitForTimeout(2500); // a few redraws of live data
+  const sparkline = await page.getAttribute(`#streams tr[data-stream="${spec.chart.stream}"]`, "data-last-minute");
   const pixels = await page.evaluate(() => {
     const { colours } = document.querySelector("#chart").snapshot();
     const canvas = document.querySelector("#chart canvas");
@@ -97,7 +98,7 @@ try {
   }), stopped.last, { timeout: 10000 }).catch(() => {});
   const legend = await page.$$eval("#chart-legend li", (items) => Object.fromEntries(items.map((li) => [li.dataset.param, li.dataset.latest])));
   const liveSnapshot = await page.evaluate(() => document.querySelector("#chart").snapshot());
-  result("chart-live", { pixels, legend, snapshot: liveSnapshot, seam: await page.getAttribute("#chart", "data-seam"), note: await page.textContent("#chart-note") });
+  result("chart-live", { sparkline, pixels, legend, snapshot: liveSnapshot, seam: await page.getAttribute("#chart", "data-seam"), note: await page.textContent("#chart-note") });
 
   // --- pause / resume ------------------------------------------------------------------------------
   await page.click("#chart-pause");

@@ -185,7 +185,9 @@ export class StreamList {
       });
       slot.cells[1].title = info.streamId;
       const activity = this.activity.get(k);
-      slot.chart.setData([SPARK_X, activity ? activity.series(now) : new Array(SPARK_SECONDS).fill(0)]);
+      const series = activity ? activity.series(now) : new Array(SPARK_SECONDS).fill(0);
+      slot.chart.setData([SPARK_X, series]);
+      slot.tr.dataset.lastMinute = String(series.reduce((a, b) => a + b, 0)); // what the sparkline shows, summed
     });
     clearTimeout(this.subscribeTimer);
     this.subscribeTimer = setTimeout(() => this.resubscribe(), SUBSCRIBE_DELAY_MS);
