@@ -14,8 +14,10 @@
     /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
     /whoami                   the token's user and scopes (any valid token)    hub/http_api/whoami.py
 X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
-Auth, scopes (each operation's access) and --rate-limit (per token and topic, HTTP and SignalR alike):
-hub/http_api/guard.py, hub/http_api/access.py, hub/ratelimit.py.
+Who may do what: hub/auth/ (tokens, the token file, JWTs, reload on SIGHUP or file change; the
+connections of a revoked token are closed here, after each reload); on HTTP each operation's access
+(hub/http_api/access.py, guard.py), in the hubs hub/auth/hub_calls.py. --rate-limit (per user and
+topic, HTTP and SignalR alike): hub/ratelimit.py.
 Everything writes through one StreamService (hub/streams/service.py) into one StreamStore
 (hub/streams/store/), chosen by --store. Browsers on other origins: --cors-origin (hub/cors.py).
 """

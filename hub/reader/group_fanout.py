@@ -8,6 +8,11 @@ reader. `GroupFanOut` owns the one subscription (opened when the first client su
 that turns each Change into client calls, queued on each connection without waiting
 (HubConnection.post: a client that falls behind is closed, the others go on).
 
+Each delivery goes only to the connections whose principal may read its topic now (TopicReaders:
+asked at every change, never remembered from the subscription, so a reload that narrows a token
+applies to the next change; each recipient set of a change is filtered once, and an admin:* grant
+answers without looking at the topic).
+
 If the pump itself falls behind the writers (more than MAX_PENDING_CHANGES unread: the process is
 out of CPU), changes are lost to every subscriber: they are all closed with a Close saying so, and
 a later subscription opens a new one.
@@ -19,6 +24,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ..auth.hub_calls import may
+from ..auth.scopes import Action
 from ..signalr.close_reason import CloseReason
 from ..signalr.groups import HubClients
 from ..streams.models import ParameterData
@@ -119,6 +126,7 @@ class GroupFanOut:
         if not prefixes:
             return
         members = self.clients.groups.members
+        readers = TopicReaders(self.clients, topic)
         every = [m for m in (members(p + WILDCARD) for p in prefixes) if m]
         recipients_of: dict[str, Any] = {}
         # Consecutive events with the same recipients (nearly always all of them) go out as one batch.
@@ -127,7 +135,7 @@ class GroupFanOut:
             recipients = recipients_of.get(event.id)
             if recipients is None:
                 specific = [m for m in (members(p + event.id) for p in prefixes) if m]
-                recipients = recipients_of[event.id] = _union(every + specific)
+                recipients = recipients_of[event.id] = readers.among(_union(every + specific))
             if not recipients:
                 continue
             call = ({
@@ -166,8 +174,11 @@ class GroupFanOut:
                         wanted[connection_id] = {name}
                     elif (chosen := wanted[connection_id]) is not _ALL:
                         chosen.add(name)
+        readers = TopicReaders(self.clients, topic)
         buckets: dict[frozenset[str] | None, list[str]] = {}
         for connection_id, chosen in wanted.items():
+            if not readers.may(connection_id):
+                continue
             buckets.setdefault(None if chosen is _ALL else frozenset(chosen), []).append(connection_id)
         for selection, connection_ids in buckets.items():
             payload = parameter_payload(topic, stream_id, data, selection)
@@ -181,10 +192,50 @@ class GroupFanOut:
             return
         members = self.clients.groups.members
         groups = (active_streams_group(change.topic), active_streams_group(WILDCARD))
-        recipients = _union([m for m in map(members, groups) if m])
+        recipients = TopicReaders(self.clients, change.topic).among(_union([m for m in map(members, groups) if m]))
         if recipients:
             action = "Remove" if info.status == "closed" else "AddUpdate"
             self.clients.send_to(recipients, "ActiveStreamsChanged", info.to_json(), action)
+
+
+class TopicReaders:
+    """Which connections may read one topic now, for one change: each recipient set it is given is
+    filtered once (the same set object in, the same answer out, so the batching by identity in
+    `_events` holds), and handed back as it is when every member may read (nothing copied). Each
+    principal is asked once per change (many connections often share one token)."""
+
+    __slots__ = ("clients", "topic", "_filtered", "_verdicts")
+
+    def __init__(self, clients: HubClients, topic: str):
+        self.clients = clients
+        self.topic = topic
+        # Both live as long as the change: one entry per recipient set, and per principal, of it.
+        self._filtered: dict[int, tuple[Any, Any]] = {}  # id(set) -> (that set, its readers)
+        self._verdicts: dict[Any, bool] = {}  # principal -> may read the topic
+
+    def may(self, connection_id: str) -> bool:
+        principal = self.clients.principal(connection_id)
+        verdict = self._verdicts.get(principal)
+        if verdict is None:
+            verdict = self._verdicts[principal] = may(principal, Action.READ, self.topic)
+        return verdict
+
+    def among(self, recipients: Any) -> Any:
+        known = self._filtered.get(id(recipients))
+        if known is not None and known[0] is recipients:
+            return known[1]
+        principal_of, verdicts, topic = self.clients.principal, self._verdicts, self.topic
+        refused = []  # self.may(), inlined: once per recipient per change
+        for connection_id in recipients:
+            principal = principal_of(connection_id)
+            verdict = verdicts.get(principal)
+            if verdict is None:
+                verdict = verdicts[principal] = may(principal, Action.READ, topic)
+            if not verdict:
+                refused.append(connection_id)
+        readable = set(recipients).difference(refused) if refused else recipients
+        self._filtered[id(recipients)] = (recipients, readable)
+        return readable
 
 
 def parameter_payload(

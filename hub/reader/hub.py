@@ -16,12 +16,20 @@ Server -> client:
 Each subscription is a SignalR group (subscriptions.py); group_fanout.py delivers the store's
 changes to them. A subscription made when its Completion arrives gets every change made durable
 after that.
+
+Scopes (hub/auth/hub_calls.py): Subscribe* needs read on its topic (`*`: read on at least one
+topic), else ASP.NET's unauthorized Completion; Unsubscribe* is never refused. Each delivery goes
+only to the connections whose principal may read its topic at that moment (group_fanout.py), so a
+`*` subscription sees only readable topics and a reload that narrows a token applies at once.
+SubscribeToActiveStreams is a listing: never refused, it lists only readable topics' streams.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..auth.hub_calls import authorize, may
+from ..auth.scopes import Action
 from ..signalr.call import CallContext, HubError
 from ..signalr.hub import Hub, hub_method
 from ..streams.service import StreamService
@@ -72,6 +80,7 @@ class ReaderHub(Hub):
 
     @hub_method("SubscribeToEvent")
     async def subscribe_to_event(self, call: CallContext, topic: Any, stream_id: Any, event_id: Any) -> None:
+        authorize(call, Action.READ, topic, wildcard=True)
         await self._subscribe(call, _data_key(SubscriptionKind.EVENT, topic, stream_id, event_id, "eventId"))
 
     @hub_method("UnsubscribeFromEvent")
@@ -80,6 +89,7 @@ class ReaderHub(Hub):
 
     @hub_method("SubscribeToParameter")
     async def subscribe_to_parameter(self, call: CallContext, topic: Any, stream_id: Any, parameter_id: Any) -> None:
+        authorize(call, Action.READ, topic, wildcard=True)
         await self._subscribe(call, _data_key(SubscriptionKind.PARAMETER, topic, stream_id, parameter_id, "parameterId"))
 
     @hub_method("UnsubscribeFromParameter")
@@ -89,11 +99,14 @@ class ReaderHub(Hub):
     @hub_method("SubscribeToActiveStreams")
     async def subscribe_to_active_streams(self, call: CallContext, topic: Any) -> list[dict[str, Any]]:
         """Joins first, then lists: a stream changed in between is in the list and/or announced
-        (AddUpdate is idempotent), never missed."""
+        (AddUpdate is idempotent), never missed. A listing: never refused, it holds only the topics
+        the caller may read (announcements are filtered the same way, at each one)."""
         await self._subscribe(call, Key(SubscriptionKind.ACTIVE_STREAMS, pattern(topic, "topic")))
         topics = [t.topic for t in await self.service.list_topics()] if topic == WILDCARD else [topic]
         streams = []
         for name in topics:
+            if not may(call.principal, Action.READ, name):
+                continue
             streams += [info.to_json() for info in await self.service.list_streams(name) if info.status == "open"]
         return streams
 

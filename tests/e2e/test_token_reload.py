@@ -41,7 +41,7 @@ def test_a_removed_token_is_refused_at_once_and_its_connection_closed_and_an_add
     hub_server, tmp_path, unique, wait_for, trigger
 ):
     tokens = tmp_path / "tokens"
-    tokens.write_text("device-token name=car-17 write:cars read:cars\nstays-token name=ops\n")
+    tokens.write_text("device-token name=car-17 write:cars-* read:cars-*\nstays-token name=ops\n")
     server = hub_server("--token-file", str(tokens), token=None)
     topic = unique("cars")
     held = HeldConnection({"url": server.hub_url, "token": "device-token", "transport": "WebSockets",

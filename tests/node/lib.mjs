@@ -11,6 +11,7 @@
 //   transport    "WebSockets" | "ServerSentEvents" | "LongPolling" (default: negotiate picks)
 //   skipNegotiation  true to open the WebSocket directly
 //   statefulReconnect  true for withStatefulReconnect() (statefulBufferSize: its bufferSize)
+//   automaticReconnect true for withAutomaticReconnect() (or an array: its retry delays in ms)
 //   headers      more request headers (Node sends them on every request, the WebSocket upgrade included)
 //   trace        true to record the client's Trace log with message content
 //   timeoutMs    overall watchdog (default 20000)
@@ -46,12 +47,14 @@ export async function hubProtocol(name) {
   throw new Error(`driver: unknown protocol ${name}`);
 }
 
-export async function buildConnection(spec, { trace = [], label = "conn" } = {}) {
+// accessTokenFactory: the driver's own factory (tokenMode "factory"), instead of one returning spec.token.
+export async function buildConnection(spec, { trace = [], label = "conn", accessTokenFactory } = {}) {
   const options = {};
   let url = spec.url;
-  const mode = spec.tokenMode ?? (spec.token === undefined || spec.token === null ? "none" : "factory");
+  const given = accessTokenFactory !== undefined || (spec.token !== undefined && spec.token !== null);
+  const mode = spec.tokenMode ?? (given ? "factory" : "none");
   if (mode === "factory") {
-    options.accessTokenFactory = () => spec.token;
+    options.accessTokenFactory = accessTokenFactory ?? (() => spec.token);
   } else if (mode === "query") {
     url += (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(spec.token);
   } else if (mode === "header") {
@@ -75,6 +78,9 @@ export async function buildConnection(spec, { trace = [], label = "conn" } = {})
     .withUrl(url, options)
     .withHubProtocol(await hubProtocol(spec.protocol))
     .configureLogging(spec.trace ? memoryLogger(trace, label) : signalR.NullLogger.instance);
+  if (spec.automaticReconnect) {
+    builder.withAutomaticReconnect(Array.isArray(spec.automaticReconnect) ? spec.automaticReconnect : undefined);
+  }
   if (spec.statefulReconnect) {
     builder.withStatefulReconnect(spec.statefulBufferSize ? { bufferSize: spec.statefulBufferSize } : undefined);
   }

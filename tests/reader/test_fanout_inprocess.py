@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
+from hub.auth.principal import ANONYMOUS
 from hub.reader.group_fanout import parameter_payload
 from hub.reader.hub import ReaderHub
 from hub.signalr.call import CallContext
@@ -18,7 +18,7 @@ from hub.signalr.options import SignalROptions
 from hub.streams.models import ParameterData
 from hub.streams.service import StreamService
 from hub.streams.store.memory import MemoryStore
-from unit.signalr_fakes import FakeTransport, completions, connect, frame
+from unit.signalr_fakes import FakeTransport, call, completions, connect, frame, invoke, received
 
 RS = "\x1e"
 
@@ -40,10 +40,6 @@ class EchoHub(Hub):
 
     def on_disconnected(self, call: CallContext) -> None:
         self.gone.append(call.connection_id)
-
-
-def invoke(iid: str, target: str, *args: Any) -> dict:
-    return {"type": 1, "invocationId": iid, "target": target, "arguments": list(args)}
 
 
 class BlockingTransport(FakeTransport):
@@ -146,19 +142,8 @@ async def test_a_stateful_client_that_never_acks_falls_behind_too() -> None:
 
 
 async def reader_connection(hub: ReaderHub, dispatcher: HubDispatcher, name: str):
-    transport = FakeTransport()
-    conn = HubConnection(name, transport, dispatcher, SignalROptions())
-    await conn.receive('{"protocol":"json","version":1}' + RS, via=transport)
-    return conn, transport
-
-
-async def call(conn, transport, iid: str, target: str, *args: Any) -> dict:
-    await conn.receive(frame(invoke(iid, target, *args)), via=transport)
-    return completions(await transport.wait_for(lambda r: completions(r, iid)), iid)[0]
-
-
-def received(transport: FakeTransport, target: str) -> list:
-    return [r["arguments"] for r in transport.records() if r.get("target") == target]
+    """A Reader connection past its handshake, whose user may read everything."""
+    return await connect(hub, dispatcher=dispatcher, connection_id=name, user=ANONYMOUS)
 
 
 async def test_overlapping_subscriptions_deliver_each_event_once_and_the_store_publishes_only_what_is_wanted() -> None:

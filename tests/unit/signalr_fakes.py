@@ -14,6 +14,7 @@ from hub.signalr.hub import Hub
 from hub.signalr.options import SignalROptions
 from hub.signalr.protocols.base import TransferFormat
 from hub.signalr.transports.base import Transport
+from hub.signalr.user import User
 
 RS = "\x1e"
 
@@ -81,17 +82,41 @@ def frame(*messages: dict) -> str:
 
 
 async def connect(
-    hub: Hub, *, version: int = 1, stateful: bool = False, options: SignalROptions | None = None
+    hub: Hub,
+    *,
+    version: int = 1,
+    stateful: bool = False,
+    options: SignalROptions | None = None,
+    user: User | None = None,
+    connection_id: str = "c1",
+    dispatcher: HubDispatcher | None = None,
 ) -> tuple[HubConnection, FakeTransport]:
-    """A HubConnection past its JSON handshake."""
+    """A HubConnection past its JSON handshake. `user`: who it is (CallContext.principal); several
+    connections to one hub share its `dispatcher`."""
     transport = FakeTransport()
-    conn = HubConnection("c1", transport, HubDispatcher(hub), options or SignalROptions())
+    dispatcher = dispatcher or HubDispatcher(hub)
+    conn = HubConnection(connection_id, transport, dispatcher, options or SignalROptions(), user=user)
     conn.allow_stateful = stateful
     await conn.receive(json.dumps({"protocol": "json", "version": version}) + RS, via=transport)
     assert transport.records()[0] == {}, transport.frames
     transport.frames.clear()
     transport.records()
     return conn, transport
+
+
+def invoke(iid: str, target: str, *args: Any) -> dict:
+    return {"type": 1, "invocationId": iid, "target": target, "arguments": list(args)}
+
+
+async def call(conn: HubConnection, transport: FakeTransport, iid: str, target: str, *args: Any) -> dict:
+    """Invoke `target` and return its Completion."""
+    await conn.receive(frame(invoke(iid, target, *args)), via=transport)
+    return completions(await transport.wait_for(lambda r: completions(r, iid)), iid)[0]
+
+
+def received(transport: FakeTransport, target: str) -> list:
+    """The arguments of every server-to-client call of `target` so far."""
+    return [r["arguments"] for r in transport.records() if r.get("target") == target]
 
 
 def completions(records: list[dict], invocation_id: str) -> list[dict]:

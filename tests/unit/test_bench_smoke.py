@@ -73,3 +73,13 @@ def test_streams_case_checks_counters_and_order_over_http(capsys):
     [result] = _results(capsys)
     assert result["all_right"] is True
     assert result["cases"]["sqlite/60"]["checked_streams"] == 50
+
+
+async def test_the_fanout_filter_bench_runs_at_a_tiny_size(capsys):
+    import argparse
+
+    from bench import fanout_filter
+
+    await fanout_filter.main(argparse.Namespace(subscribers=3, events=2, rounds=2, changes=2))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0].strip() for line in lines] == ["unfiltered", "admin", "one scoped token", "a token each"]
