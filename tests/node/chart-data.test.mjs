@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ChartData, MAX_POINTS, TRIM_CHUNK, parameterRows, seamOverlap } from "../../hub/console/static/chart-data.js";
+import { ChartData, MAX_MARKS, MAX_POINTS, parameterRows, seamOverlap } from "../../hub/console/static/chart-data.js";
 
 const row = (ts, v) => ({ ts, numeric: { Speed: v }, strings: {} });
 const rows = (from, to) => Array.from({ length: to - from }, (_, i) => row(from + i, (from + i) * 1.5));
@@ -40,14 +40,17 @@ test("parameter rows: nulls left out, a row with nothing left out", () => {
   ]);
 });
 
-test("at most 50,000 points a series: the oldest go in chunks, the latest value stays", () => {
+test("at most 50,000 points a series after each batch: the oldest go, the latest value stays", () => {
   const data = new ChartData();
-  for (let i = 0; i < MAX_POINTS + 1; i++) data.addRow(row(i, i));
-  assert.equal(data.x.length, MAX_POINTS + 1 - TRIM_CHUNK);
-  assert.equal(data.dropped, TRIM_CHUNK);
-  assert.equal(data.ts[0], TRIM_CHUNK);
-  assert.equal(data.series.get("Speed").length, data.x.length);
-  assert.equal(data.latest.get("Speed"), MAX_POINTS);
+  for (let batch = 0; batch < 6; batch++) data.addRows(rows(batch * 10000, (batch + 1) * 10000));
+  assert.equal(data.x.length, MAX_POINTS);
+  assert.equal(data.dropped, 10000);
+  assert.equal(data.ts[0], 10000);
+  assert.equal(data.series.get("Speed").length, MAX_POINTS);
+  assert.equal(data.latest.get("Speed"), 59999 * 1.5);
+  data.addEvents(Array.from({ length: MAX_MARKS + 7 }, (_, i) => ({ ts: i, id: "e", value: String(i) })));
+  assert.equal(data.marks.length, MAX_MARKS);
+  assert.equal(data.marks[0].value, "7");
 });
 
 test("rows out of timestamp order are placed in order; a new parameter gets nulls before it", () => {

@@ -2,9 +2,10 @@
 // parameter rows and marks in timestamp order, capped, and the seam between a history read and the
 // live deliveries that overlap it.
 
-export const MAX_POINTS = 50_000; // per series; at the bound the oldest TRIM_CHUNK rows go at once
-export const TRIM_CHUNK = 5_000; // so a full chart holds between 45,000 and 50,000 points a series
-export const MAX_MARKS = 5_000; // events and string values; at the bound the oldest 500 go
+// Per series: after each batch (a live delivery, a page of history) the oldest rows beyond it are
+// dropped, so a full chart holds exactly 50,000 points a series (a batch at most more, while added).
+export const MAX_POINTS = 50_000;
+export const MAX_MARKS = 5_000; // events and string values, the same way
 
 // A parameter delivery or an HTTP page ({timestamps, numericValues, stringValues}) -> rows
 // [{ts, numeric: {id: number}, strings: {id: string}}]; a row with nothing in it is left out.
@@ -78,10 +79,18 @@ export class ChartData {
     this.maxTs = null;
   }
 
+  // Adds a batch, then drops the oldest beyond the bounds.
   addRows(rows) {
     for (const row of rows) this.addRow(row);
+    this.trim();
   }
 
+  addEvents(events) {
+    for (const event of events) this.addEvent(event);
+    this.trim();
+  }
+
+  // One row, without the bound: callers add batches through addRows.
   addRow(row) {
     const ids = Object.keys(row.numeric);
     if (ids.length) {
@@ -100,7 +109,6 @@ export class ChartData {
         this.ts.splice(at, 0, row.ts);
         for (const [id, values] of this.series) values.splice(at, 0, id in row.numeric ? row.numeric[id] : null);
       }
-      if (this.x.length > MAX_POINTS) this.trim();
     }
     for (const [id, value] of Object.entries(row.strings)) {
       this.latest.set(id, value);
@@ -115,18 +123,24 @@ export class ChartData {
   }
 
   addMark(mark) {
-    this.marks.splice(insertAt(this.marks, mark.x, (m) => m.x), 0, mark);
-    if (this.marks.length > MAX_MARKS) {
-      this.marks.splice(0, MAX_MARKS / 10);
-      this.droppedMarks += MAX_MARKS / 10;
-    }
+    const marks = this.marks;
+    if (!marks.length || marks[marks.length - 1].x <= mark.x) marks.push(mark);
+    else marks.splice(insertAt(marks, mark.x, (m) => m.x), 0, mark);
   }
 
   trim() {
-    this.x.splice(0, TRIM_CHUNK);
-    this.ts.splice(0, TRIM_CHUNK);
-    for (const values of this.series.values()) values.splice(0, TRIM_CHUNK);
-    this.dropped += TRIM_CHUNK;
+    const excess = this.x.length - MAX_POINTS;
+    if (excess > 0) {
+      this.x.splice(0, excess);
+      this.ts.splice(0, excess);
+      for (const values of this.series.values()) values.splice(0, excess);
+      this.dropped += excess;
+    }
+    const extraMarks = this.marks.length - MAX_MARKS;
+    if (extraMarks > 0) {
+      this.marks.splice(0, extraMarks);
+      this.droppedMarks += extraMarks;
+    }
   }
 
   // [x, ...values of `ids`] as uPlot takes it

@@ -48,8 +48,10 @@ export class LiveReader {
     this.connect();
   }
 
+  // Ends the connection and forgets every subscription (a new start subscribes afresh).
   stop() {
     this.running = false;
+    this.subscriptions.clear();
     const conn = this.conn;
     this.conn = null;
     if (conn) conn.stop();
