@@ -241,6 +241,21 @@ def test_the_stream_list_holds_few_rows_and_filters_down_to_one(views):
     assert result["filteredCount"] == f"1 of {STREAMS + 1:,} streams"
 
 
+def test_the_stream_page_shows_properties_counts_definitions_and_curl_without_the_token(views, views_hub):
+    result = views["stream-page"]
+    fields = result["fields"]
+    assert (fields["name"], fields["location"], fields["metadata"], fields["status"]) == ("Car 17", "/cars/17", "team=blue", "open")
+    assert int(fields["parameter rows"]) > 0 and int(fields["events"]) > 0
+    assert fields["first timestamp"].endswith("(1 ns)")  # the NDJSON line with timestamp 1 was stored
+    assert result["parameterDefinitions"][0][:5] == ["id", "name", "unit", "minimumValue", "maximumValue"]
+    assert result["parameterDefinitions"][1][:5] == ["Speed", "", "km/h", "0", "400"]
+    assert result["eventDefinitions"][1][:3] == ["Lap", "", "Information"]
+    curl = result["curl"]
+    assert f"'{views_hub.url}/topics/{CHART_TOPIC}/streams/{CHART_STREAM}/parameters/data?limit=100'" in curl, curl
+    assert '-H "Authorization: Bearer $HUB_TOKEN"' in curl and views_hub.token not in curl
+    assert result["tokenInPage"] is False
+
+
 def test_the_chart_draws_each_series_in_its_colour_and_the_legend_shows_the_last_values(views):
     result = views["chart-live"]
     colours = result["pixels"]["colours"]

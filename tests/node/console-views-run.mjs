@@ -87,7 +87,15 @@ try {
     }
     return { colours, counts };
   });
+  await page.waitForFunction(() => document.querySelectorAll("#parameter-definitions td").length > 1, null, { timeout: 10000 });
   await shot(page, "stream-page", "#stream-page .details");
+  result("stream-page", await page.evaluate((token) => ({
+    fields: Object.fromEntries([...document.querySelectorAll("#stream-props dd")].map((dd) => [dd.dataset.field, dd.textContent])),
+    parameterDefinitions: [...document.querySelectorAll("#parameter-definitions tr")].map((tr) => [...tr.cells].map((c) => c.textContent)),
+    eventDefinitions: [...document.querySelectorAll("#event-definitions tr")].map((tr) => [...tr.cells].map((c) => c.textContent)),
+    curl: document.querySelector("#stream-curl").textContent,
+    tokenInPage: document.documentElement.outerHTML.includes(token) || document.body.innerText.includes(token),
+  }), spec.adminToken));
   await shot(page, "chart-live", "#stream-page .chart-panel");
 
   // the writer stops: the legend must show what it sent last, the chart every row from its start

@@ -366,7 +366,7 @@ export class LiveChart {
     }));
     tip.hidden = false;
     tip.style.left = `${left + u.bbox.left / devicePixelRatio + 12}px`;
-    tip.style.top = `${(u.cursor.top ?? 0) + 8}px`;
+    tip.style.top = `${(u.cursor.top ?? 0) + u.bbox.top / devicePixelRatio + 8}px`;
   }
 
   renderChoices(ids) {
