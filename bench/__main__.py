@@ -6,6 +6,7 @@ ratios against the targets of issues 7 and 15, and the machine) on stdout; progr
     python -m bench all                  # the full run (idle holds 19,000 connections for 5 minutes)
     python -m bench throughput|latency|floor|peer|idle|http [--quick] [options]
     python -m bench sqlite-floor|readback|streams [--quick]   # the stores (issue 15)
+    python -m bench metrics [--quick]    # the hub with its metrics, scraped every second, vs --no-metrics (issue 16)
     python -m bench all --dry-run        # import everything, run nothing
 
 throughput and http run the hub on memory, sqlite and redis (--stores) beside the floor; redis-server,
@@ -21,6 +22,7 @@ actually got, which is what stays comparable when other work runs on the machine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import importlib.util
 import json
@@ -30,8 +32,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from types import SimpleNamespace
+
+import httpx
 
 from . import httpload, loadgen, manystreams, readback, servers, sqlite_floor
 
@@ -90,7 +95,7 @@ def _ratio(a, b) -> float | None:
 
 def load_case(kind: str, protocol: str, batch: int, opts, *, rate: float | None = None, store: str = "memory") -> dict:
     """Start a fresh server of `kind`, run the generator against it in this process, stop it."""
-    with servers.running(kind, store=store) as server:
+    with servers.running(kind, store=store) as server, _scraping(server.url, getattr(opts, "scrape", None)):
         args = SimpleNamespace(
             url=f"{server.url}/hub", token=servers.TOKEN, protocol=protocol, connections=opts.connections,
             inflight=opts.inflight, batch=batch, seconds=opts.seconds, warmup=opts.warmup, rate=rate,
@@ -108,6 +113,29 @@ def load_case(kind: str, protocol: str, batch: int, opts, *, rate: float | None 
     if result.get("first_error"):
         log(f"    first error: {result['first_error']}")
     return result
+
+
+@contextlib.contextmanager
+def _scraping(url: str, every: float | None):
+    """GET {url}/metrics every `every` seconds (as Prometheus would) while the block runs; None: not at all."""
+    if not every:
+        yield
+        return
+    stop = threading.Event()
+
+    def scrape() -> None:
+        with httpx.Client(timeout=5) as client:
+            while not stop.wait(every):
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(f"{url}/metrics")
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _summarise(runs: list[dict]) -> dict:
@@ -135,6 +163,24 @@ def _matrix(cases: list[tuple], opts, rate_of=None) -> dict[str, dict]:
 
 
 # --- scenarios ---------------------------------------------------------------------------------------
+
+
+def metrics_cost(opts) -> dict:
+    """Issue 16: the hub counting its metrics, scraped every second, against the hub with --no-metrics
+    (scraped too: a 404), same cases alternating in one run. JSON SendEventData on memory and sqlite."""
+    opts.scrape = 1.0
+    stores = [s for s in available_stores(opts.stores) if s in ("memory", "sqlite")]
+    cases = [(kind, "json", batch, store) for store in stores for batch in opts.batches
+             for kind in ("hub", "hub-no-metrics")]
+    summary = _matrix(cases, opts)
+    ratios = {}
+    for name, case in summary.items():
+        if name.startswith("hub/"):
+            off = summary.get("hub-no-metrics/" + name.split("/", 1)[1])
+            for per in ("invocations_per_s", "invocations_per_cpu_s"):
+                ratios[f"metrics_vs_no_metrics.{name.split('/', 1)[1]}.{per}"] = _ratio(case[per], off and off[per])
+    return {"scenario": "metrics", "connections": opts.connections, "inflight": opts.inflight, "seconds": opts.seconds,
+            "scrape_every_s": opts.scrape, "cases": summary, "ratios": ratios, "targets": {"metrics_vs_no_metrics": 0.95}}
 
 
 def available_stores(stores: list[str]) -> list[str]:
@@ -379,7 +425,7 @@ def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario", choices=("all", "throughput", "latency", "floor", "peer", "idle", "http", "sqlite-floor",
-                                        "readback", "streams"))
+                                        "readback", "streams", "metrics"))
     p.add_argument("--quick", action="store_true", help="small and short: a smoke run of the figures")
     p.add_argument("--dry-run", action="store_true", help="import everything and print the plan; run nothing")
     p.add_argument("--repeat", type=int, help="rounds per case (medians are reported)")
@@ -407,7 +453,8 @@ def parse(argv=None) -> argparse.Namespace:
     opts.repeat = opts.repeat or (1 if quick else 3)
     opts.seconds = opts.seconds or (2.0 if quick else 8.0)
     opts.warmup = opts.warmup if opts.warmup is not None else (0.5 if quick else 1.0)
-    opts.batches = [int(b) for b in (opts.batches or "1,10,100").split(",")]
+    default_batches = "1,10" if opts.scenario == "metrics" else "1,10,100"
+    opts.batches = [int(b) for b in (opts.batches or default_batches).split(",")]
     opts.count = opts.count or (1000 if quick else 19000)
     opts.events = opts.events or (20_000 if quick else 1_000_000)
     opts.stream_counts = [int(n) for n in opts.stream_counts.split(",")]
@@ -453,6 +500,8 @@ def main(argv=None) -> int:
         emit(_run_async(readback.run(opts, log)))
     if s in ("all", "streams"):
         emit(_run_async(manystreams.run(opts, log)))
+    if s == "metrics":
+        emit(metrics_cost(opts))
     if s in ("all", "idle"):
         emit(idle(opts))
     return 0

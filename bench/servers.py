@@ -123,8 +123,10 @@ class Server:
 
 def _command(kind: str, port: int, extra: list[str], reuse_port: bool, store: str) -> list[str]:
     py = sys.executable
-    if kind in ("hub", "baseline"):
+    if kind in ("hub", "baseline", "hub-no-metrics"):
         module = "bench.multihub" if reuse_port else "hub"
+        if kind == "hub-no-metrics":  # issue 16: what counting costs
+            extra = ["--no-metrics", *extra]
         return [py, "-m", module, "serve", "--host", "127.0.0.1", "--port", str(port), "--token", TOKEN,
                 "--store", store, *extra]
     if kind == "floor":

@@ -13,6 +13,7 @@
     /health                   liveness, no auth
     /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
     /whoami                   the token's user and scopes (any valid token)    hub/http_api/whoami.py
+    /metrics                  Prometheus metrics (off: --no-metrics)           hub/metrics
 X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
 Who may do what: hub/auth/ (tokens, the token file, JWTs, reload on SIGHUP or file change; the
 connections of a revoked token are closed here, after each reload); on HTTP each operation's access
@@ -26,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from . import cors
 from .auth.authenticator import REVOKED, AuthConfig, Authenticator
@@ -40,11 +44,12 @@ from .http_api.eventhubs import EventHubsMessages
 from .http_api.guard import Guard
 from .http_api.idempotency import IdempotentWrites
 from .http_api.openapi import OpenApi, negotiate_operation, signalr_transport_operations
-from .http_api.operations import build_routes
+from .http_api.operations import Operation, build_routes
 from .http_api.ready import ready_operation
 from .http_api.routes import HttpApi
 from .http_api.tinybird import TinybirdEvents
 from .http_api.whoami import whoami_operation
+from .metrics import HubMetrics, MetricsEndpoint
 from .ratelimit import RateLimiter
 from .signalr.close_reason import CloseReason
 from .signalr.options import SignalROptions
@@ -82,23 +87,40 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
     slots = ConnectionSlots(settings.max_connections or default_max_connections())  # both hubs together
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
     transports = tuple(settings.transports)
-    writer = HubEndpoint("/hub", WriterHub(service, limiter), options, auth, transports=transports, slots=slots)
+    refused: Counter[str] = Counter()  # the HTTP edge's refusals (hub/http_edge.py, wired by the server)
+    # Long polls and SSE streams (the transports' GETs) are held open on purpose: counted, not timed.
+    untimed = [("GET", "/hub"), ("GET", "/reader")]
+    metrics = HubMetrics(store, slots, limiter, refused, untimed) if settings.metrics else None  # --no-metrics: None
+
+    def source(name: str) -> StreamService:  # the service an entry point writes through: its writes counted
+        return service.tallied(metrics.tally(name)) if metrics is not None else service
+
+    writer = HubEndpoint("/hub", WriterHub(source("signalr"), limiter), options, auth, transports=transports, slots=slots)
     reader = HubEndpoint("/reader", ReaderHub(service), options, auth, transports=transports, slots=slots)
     acks = Acknowledgements()  # writes answered 202 (wait=false), watched until stored
     body = settings.max_body_size
-    http_api = HttpApi(service, max_body_size=body, acks=acks)
+    http_api = HttpApi(source("http"), max_body_size=body, acks=acks)
     openapi = OpenApi("writer-hub", __version__)
     http_operations = [  # /{hub}/messages last: it must never shadow another route
         *http_api.operations,
-        *TinybirdEvents(service, max_body_size=body, acks=acks).operations,
+        *TinybirdEvents(source("tinybird"), max_body_size=body, acks=acks).operations,
         *openapi.operations,
-        *EventHubsMessages(service, max_body_size=body).operations,
+        *EventHubsMessages(source("eventhubs"), max_body_size=body).operations,
         ready_operation(store),
         whoami_operation(),
     ]
     http_operations = IdempotentWrites(store, max_body_size=body).apply(http_operations)
+    metrics_routes: list[BaseRoute] = []  # GET /metrics: its own token, not the guard's
+    metrics_operations: list[Operation] = []
+    metrics_middleware: list[Middleware] = []  # http_requests_total, by route
+    if metrics is not None:
+        metrics.observe(writer.dispatcher)
+        metrics.observe(reader.dispatcher)
+        scrape = MetricsEndpoint(metrics.registry, metrics.before_scrape, settings.metrics_token, auth)
+        metrics_routes, metrics_operations = scrape.routes, [scrape.operation]
+        metrics_middleware = [Middleware(metrics.http.middleware)]
     openapi.describe([*http_operations, negotiate_operation("/hub"), *signalr_transport_operations("/hub"),
-                      *reader_operations("/reader"), console_operation()])
+                      *reader_operations("/reader"), console_operation(), *metrics_operations])
     endpoints = [writer, reader]
     drained = False
 
@@ -136,9 +158,10 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
             *writer.routes,
             *reader.routes,
             *console_routes(),  # the live console page at /, no auth to load it
+            *metrics_routes,
             *build_routes(http_operations, Guard(auth, limiter).wrap),
         ],
-        middleware=cors.middleware(settings.cors_origins),  # --cors-origin: browsers on other origins
+        middleware=[*metrics_middleware, *cors.middleware(settings.cors_origins)],  # --cors-origin: browsers on other origins
         exception_handlers=http_errors.HANDLERS,
         lifespan=lifespan,
     )
@@ -146,4 +169,6 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
     app.state.auth = auth
     app.state.service = service
     app.state.openapi = openapi
+    app.state.refused = refused
+    app.state.metrics = metrics
     return app

@@ -126,7 +126,7 @@ def raise_open_files_limit() -> int:
 def serve(settings: Settings, sockets: list | None = None) -> int:
     """`sockets`: listen on these (already bound) instead of host:port, e.g. one SO_REUSEPORT socket
     per process when several hub processes share a port (bench/multihub.py)."""
-    log_config = configure_logging(settings.log_level)
+    log_config = configure_logging(settings.log_level, settings.log_format)
     logging.config.dictConfig(log_config)
     raise_open_files_limit()
     if settings.max_connections is None:  # after raising the open-files limit it is computed from
@@ -146,7 +146,7 @@ def serve(settings: Settings, sockets: list | None = None) -> int:
         port=settings.port,
         log_config=log_config,
         # request head bounded (431), header timeout, idle timeout before the first request: hub/http_edge.py
-        http=http_protocol_class(settings.http, settings.header_timeout),
+        http=http_protocol_class(settings.http, settings.header_timeout, app.state.refused),
         ws="websockets-sansio",
         ws_max_size=max(16 * 1024 * 1024, 2 * settings.max_message_size),
         ws_ping_interval=None,  # SignalR has its own keep-alive

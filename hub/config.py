@@ -28,6 +28,9 @@ class Settings:
     store_timeout: float = 10.0  # seconds a store write may take (redis: then it is never applied)
     data_dir: str = "./hub-data"
     log_level: str = "info"
+    log_format: str = "text"  # text | json (one JSON object a line)
+    metrics: bool = True  # GET /metrics; --no-metrics turns it off
+    metrics_token: str | None = None  # when set, GET /metrics needs it (or a hub token) as Bearer
     keepalive_interval: float = 15.0
     client_timeout: float = 30.0
     handshake_timeout: float = 15.0
@@ -107,6 +110,12 @@ def _root_path(text: str) -> str:
     return path
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected text or json, got {text!r}")
+    return text
+
+
 def _http_implementation(text: str) -> str:
     if text not in ("auto", "httptools", "h11"):
         raise argparse.ArgumentTypeError(f"expected auto, httptools or h11, got {text!r}")
@@ -127,6 +136,8 @@ _FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("store-timeout", _positive(float), "seconds a write to a redis store may take before it is answered failed (never applied after)"),
     ("data-dir", str, "where the hub keeps what it must keep (the generated token, the database)"),
     ("log-level", str, "debug | info | warning | error"),
+    ("log-format", _log_format, "text | json (one JSON object a line, uvicorn's access log too)"),
+    ("metrics-token", str, "a token GET /metrics then needs (Bearer); an admin token (admin:*) is accepted too"),
     ("keepalive-interval", _positive(float), "seconds of silence before the server pings"),
     ("client-timeout", _positive(float), "seconds without a client message before it is dropped"),
     ("handshake-timeout", _positive(float), "seconds a new connection has to send its handshake"),
@@ -181,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --transports a,b is the same as --transport a --transport b
     serve.add_argument("--transports", dest="transports_csv", default=None, help="comma-separated transports")
     serve.add_argument("--allow-anonymous", action="store_true", default=None, help="no auth at all (env HUB_ALLOW_ANONYMOUS)")
+    serve.add_argument("--no-metrics", action="store_true", default=None, help="no GET /metrics, nothing counted (env HUB_NO_METRICS)")
     return parser
 
 
@@ -216,6 +228,10 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         settings.allow_anonymous = True
     elif "HUB_ALLOW_ANONYMOUS" in env:
         settings.allow_anonymous = _bool(env["HUB_ALLOW_ANONYMOUS"])
+    if args.no_metrics:
+        settings.metrics = False
+    elif "HUB_NO_METRICS" in env:
+        settings.metrics = not _bool(env["HUB_NO_METRICS"])
     return settings
 
 

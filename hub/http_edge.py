@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -42,6 +43,7 @@ class _HeadGuard:
     """What both protocols add; mixed in before the uvicorn class, whose attributes it uses."""
 
     header_timeout: float = 10.0  # set by http_protocol_class()
+    refused: Counter[str] | None = None  # connections refused, by reason (a metric); set by http_protocol_class()
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -84,6 +86,8 @@ class _HeadGuard:
             self._arm_head_timer()
             return
         log.debug("%s: closed: request head not complete within %g s", _peer(self.client), self.header_timeout)
+        if self.refused is not None:
+            self.refused["header_timeout"] += 1
         self.transport.close()
 
     def _refuse_head(self) -> None:
@@ -91,6 +95,8 @@ class _HeadGuard:
         self._disarm_head_timer()
         self._unset_keepalive_if_required()
         log.info("%s: request head over %d bytes refused (431)", _peer(self.client), MAX_HEAD_BYTES)
+        if self.refused is not None:
+            self.refused["head_too_large"] += 1
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # mid-response (pipelining): no room for a 431 on the wire
             return
@@ -254,9 +260,12 @@ class BoundedH11Protocol(_HeadGuard, H11Protocol):
 IMPLEMENTATIONS = ("auto", "httptools", "h11")
 
 
-def http_protocol_class(implementation: str = "auto", header_timeout: float = 10.0) -> type[asyncio.Protocol]:
-    """The class to pass as uvicorn.Config(http=...): httptools ("auto", as uvicorn's own default) or h11."""
+def http_protocol_class(
+    implementation: str = "auto", header_timeout: float = 10.0, refused: Counter[str] | None = None
+) -> type[asyncio.Protocol]:
+    """The class to pass as uvicorn.Config(http=...): httptools ("auto", as uvicorn's own default) or h11.
+    `refused`: counts connections closed for `header_timeout` and `head_too_large` (431)."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown HTTP implementation {implementation!r}; use one of {', '.join(IMPLEMENTATIONS)}")
     base = BoundedH11Protocol if implementation == "h11" else BoundedHttpToolsProtocol
-    return type(base.__name__, (base,), {"header_timeout": header_timeout})
+    return type(base.__name__, (base,), {"header_timeout": header_timeout, "refused": refused})

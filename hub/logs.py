@@ -136,21 +136,44 @@ class ClientMistakes(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
 
-def configure_logging(level: str) -> dict:
-    """A uvicorn log_config: our format, the redaction filter on every handler, and uvicorn's own
-    records of client mistakes at info."""
+# (logger, message) of records that say less than a line the hub writes itself: logged at debug.
+SAID_BY_THE_HUB = frozenset(
+    {
+        ("uvicorn.error", "connection open"),  # websockets' line; hub/signalr/observer.py logs the connection's
+    }
+)
+
+
+class SaidByTheHub(logging.Filter):
+    """A record in SAID_BY_THE_HUB at debug (dropped when the logger does not log debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.name, record.msg) not in SAID_BY_THE_HUB:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def configure_logging(level: str, log_format: str = "text") -> dict:
+    """A uvicorn log_config: our format (`text`, or `json`: hub/json_log_format.py), the redaction
+    filter on every handler, and uvicorn's own records of client mistakes at info."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactSecrets}, "client_mistakes": {"()": ClientMistakes}},
+        "filters": {
+            "redact": {"()": RedactSecrets},
+            "client_mistakes": {"()": ClientMistakes},
+            "said_by_the_hub": {"()": SaidByTheHub},
+        },
         "formatters": {
-            "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "json": {"()": "hub.json_log_format.JsonLogFormatter"},
         },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
-                "formatter": "default",
-                "filters": ["client_mistakes", "redact"],
+                "formatter": log_format,
+                "filters": ["client_mistakes", "said_by_the_hub", "redact"],
                 "stream": "ext://sys.stderr",
             },
         },

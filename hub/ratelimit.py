@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -78,13 +78,15 @@ class RateLimiter:
         # least recently used first (OrderedDict: dropping from the front stays O(1))
         self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
         self._takes = 0
+        self.refused: Counter[str] = Counter()  # requests refused, by source ("http", "signalr", ...): a metric
 
     @property
     def limit(self) -> int:
         return int(self.burst)
 
-    def take(self, user: str, topic: str) -> Decision:
-        """Spend one request of (user, topic)'s budget if there is one; say what is left either way."""
+    def take(self, user: str, topic: str, source: str = "http") -> Decision:
+        """Spend one request of (user, topic)'s budget if there is one; say what is left either way.
+        `source`: the entry point asking, counted in `refused` when refused."""
         now = self.clock()
         self._takes += 1
         if self._takes % _SWEEP_EVERY == 0:
@@ -103,6 +105,8 @@ class RateLimiter:
         allowed = bucket.tokens >= 1.0
         if allowed:
             bucket.tokens -= 1.0
+        else:
+            self.refused[source] += 1
         missing = 1.0 - bucket.tokens
         return Decision(
             allowed=allowed,

@@ -42,7 +42,7 @@ class Guard:
                 raise ApiError(403, access.refusal(missing))
             request.state.principal = principal  # for the layers inside (listings are filtered by it)
             request.state.user = principal.name  # idempotency scopes records by it
-            decision = self._spend(principal.name, topic)
+            decision = self._spend(op, principal.name, topic)
             try:
                 response = await endpoint(request)
             except ApiError as exc:
@@ -101,10 +101,10 @@ class Guard:
 
     # --- how often ------------------------------------------------------------------------------------
 
-    def _spend(self, user: str, topic: str | None) -> Decision | None:
+    def _spend(self, op: Operation, user: str, topic: str | None) -> Decision | None:
         if self.limiter is None or topic is None:
             return None
-        decision = self.limiter.take(user, topic)
+        decision = self.limiter.take(user, topic, op.auth if op.auth in ("tinybird", "eventhubs") else "http")
         if not decision.allowed:
             raise ApiError(
                 429,

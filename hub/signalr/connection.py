@@ -149,7 +149,7 @@ class HubConnection:
     def inflight(self) -> InFlight:
         """The work running beside the receive loop (made by the first Job or stream)."""
         if self._inflight is None:
-            self._inflight = InFlight(self.options.max_invocations, self.options.max_streams)
+            self._inflight = InFlight(self.options.max_invocations, self.options.max_streams, self.dispatcher.observer)
         return self._inflight
 
     @property
@@ -430,7 +430,7 @@ class HubConnection:
         ended within GOODBYE_TIMEOUT whether or not it could be written."""
         if self.session.state is not State.CONNECTED:
             return
-        log.info("connection %s: closed: %s", self.log_id, error)
+        log.debug("connection %s: closed: %s", self.log_id, error)  # the observer logs the close once, at info
         self.end(reason, Close(error=error), drop_queued=True)
 
     async def goodbye_written(self) -> None:

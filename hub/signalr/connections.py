@@ -68,14 +68,16 @@ class ConnectionSlots:
     forgotten. At the bound new connections are refused with 503 and Retry-After; open connections,
     /health and the HTTP API are not affected."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "used", "refused")
 
     def __init__(self, limit: int):
         self.limit = limit
         self.used = 0
+        self.refused = 0  # connections refused at the bound, ever (a metric)
 
     def take(self) -> bool:
         if self.used >= self.limit:
+            self.refused += 1
             return False
         self.used += 1
         return True

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +34,7 @@ from .context import ConnectionContext
 from .groups import HubClients
 from .hub import Deferred, Hub, HubMethod
 from .messages import CancelInvocation, Completion, Invocation, StreamInvocation, StreamItem
+from .observer import HubObserver
 from .protocols.base import ArgumentBinder
 from .streaming import UploadStream
 
@@ -95,6 +97,7 @@ class HubDispatcher:
         self._binders: dict[str, dict[str, ArgumentBinder]] = {}  # protocol name -> target -> binder
         self.clients = HubClients()  # the connections past their handshake, and their groups
         hub.clients = self.clients
+        self.observer = HubObserver(type(hub).__name__)  # logs connections; the app may wire one that counts
 
     def binders(self, protocol: str) -> dict[str, ArgumentBinder]:
         """The methods' argument binders for `protocol`, by lower-cased target (hub.py)."""
@@ -108,6 +111,7 @@ class HubDispatcher:
     # --- connections coming and going (called by the connection) ---------------------------------
 
     def connected(self, conn: ConnectionContext) -> None:
+        self.observer.connected(conn)  # type: ignore[arg-type]
         self.clients.connected(conn)
         self.hub.on_connected(conn.call)
 
@@ -116,29 +120,32 @@ class HubDispatcher:
             self.hub.on_disconnected(conn.call)
         finally:
             self.clients.disconnected(conn)  # it leaves every group
+            self.observer.disconnected(conn)  # type: ignore[arg-type]
 
     # --- entry points, called by the connection in arrival order ---------------------------------
 
     async def invoke(self, conn: ConnectionContext, msg: Invocation) -> Job | None:
+        started = time.perf_counter()  # the invocation's duration runs until its Completion is queued
         method = self.methods.get(msg.target.lower())
         error = self._check(msg.target, method, msg.arguments, msg.stream_ids, streaming=False)
         if error is not None:
-            self._complete_error(conn, msg.invocation_id, msg.target, error)
+            self._complete_error(conn, msg.invocation_id, msg.target, error, started)
             return None
         assert method is not None
         if msg.stream_ids:
             streams = conn.streams
             if streams.full:
-                self._complete_error(conn, msg.invocation_id, msg.target, _too_many_streams(streams.limit))
+                self.observer.refused("max_streams")
+                self._complete_error(conn, msg.invocation_id, msg.target, _too_many_streams(streams.limit), started)
                 return None
             uploads = self._open_uploads(conn, msg.stream_ids)
             if isinstance(uploads, str):
-                self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads))
+                self._complete_error(conn, msg.invocation_id, msg.target, _unexpected(msg.target, uploads), started)
                 return None
             # Not awaited: the connection must go on reading to deliver the stream's items.
-            run = self._run_with_uploads(conn, method, msg.target, msg.invocation_id, msg.arguments, uploads)
+            run = self._run_with_uploads(conn, method, msg.target, msg.invocation_id, msg.arguments, uploads, started)
             return Job(JobKind.UPLOADS, run)
-        return await self._run(conn, method, msg.target, msg.invocation_id, msg.arguments)
+        return await self._run(conn, method, msg.target, msg.invocation_id, msg.arguments, started)
 
     async def stream_invoke(self, conn: ConnectionContext, msg: StreamInvocation) -> Job | None:
         method = self.methods.get(msg.target.lower())
@@ -147,6 +154,7 @@ class HubDispatcher:
         if error is None and msg.invocation_id in streams.running:
             error = f"Invocation ID '{msg.invocation_id}' is already in use."
         if error is None and streams.full:
+            self.observer.refused("max_streams")
             error = _too_many_streams(streams.limit)
         if error is not None:
             self._complete_error(conn, msg.invocation_id, msg.target, error)
@@ -240,7 +248,10 @@ class HubDispatcher:
         log.error("streaming hub method %s failed", target, exc_info=exc)
         return text
 
-    def _complete_error(self, conn: ConnectionContext, invocation_id: str | None, target: str, error: str) -> None:
+    def _complete_error(
+        self, conn: ConnectionContext, invocation_id: str | None, target: str, error: str, started: float | None = None
+    ) -> None:
+        self.observer.completed(target, False, started)
         if invocation_id is None:
             log.info("fire-and-forget invocation of %s failed: %s", target, error)
             return
@@ -253,6 +264,7 @@ class HubDispatcher:
         target: str,
         invocation_id: str | None,
         args: list,
+        started: float,
         *,
         defer: bool = True,
     ) -> Job | None:
@@ -261,17 +273,18 @@ class HubDispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a Completion error
-            self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
+            self._complete_error(conn, invocation_id, target, self._error_text(target, exc), started)
             return None
         if isinstance(result, Deferred):
             awaitable = result.awaitable
             if defer and not _settled(awaitable):  # counted against --max-invocations-per-connection
                 if isinstance(awaitable, asyncio.Future):  # a store's future: answered from its callback, no Task
-                    complete = partial(self._complete_settled, conn, target, invocation_id, result.void)
+                    complete = partial(self._complete_settled, conn, target, invocation_id, result.void, started)
                     return Job(JobKind.COMPLETION, None, future=awaitable, complete=complete)
-                return Job(JobKind.COMPLETION, self._finish(conn, target, invocation_id, result))
-            await self._finish(conn, target, invocation_id, result)
+                return Job(JobKind.COMPLETION, self._finish(conn, target, invocation_id, result, started))
+            await self._finish(conn, target, invocation_id, result, started)
             return None
+        self.observer.completed(target, True, started)
         if invocation_id is not None:
             await conn.send(Completion.with_result(invocation_id, result))
         return None
@@ -284,36 +297,41 @@ class HubDispatcher:
         invocation_id: str | None,
         args: list,
         uploads: list[UploadStream],
+        started: float,
     ) -> None:
         try:
             # A Deferred result is awaited here: the streams live until the result is final.
-            await self._run(conn, method, target, invocation_id, [*args, *uploads], defer=False)
+            await self._run(conn, method, target, invocation_id, [*args, *uploads], started, defer=False)
         finally:
             self._close_uploads(conn, uploads)
 
-    async def _finish(self, conn: ConnectionContext, target: str, invocation_id: str | None, deferred: Deferred) -> None:
+    async def _finish(
+        self, conn: ConnectionContext, target: str, invocation_id: str | None, deferred: Deferred, started: float
+    ) -> None:
         try:
             result = await deferred.awaitable
         except Exception as exc:  # noqa: BLE001
-            self._complete_error(conn, invocation_id, target, self._error_text(target, exc))
+            self._complete_error(conn, invocation_id, target, self._error_text(target, exc), started)
             return
+        self.observer.completed(target, True, started)
         if invocation_id is not None:
             await conn.send(Completion.with_result(invocation_id, None if deferred.void else result))
 
     def _complete_settled(
-        self, conn: ConnectionContext, target: str, invocation_id: str | None, void: bool, future: asyncio.Future
+        self, conn: ConnectionContext, target: str, invocation_id: str | None, void: bool, started: float, future: asyncio.Future
     ) -> None:
         """`_finish` for a Deferred future, as its done-callback: the same Completion, without a Task."""
         if future.cancelled():
             return  # as a cancelled Task: no Completion
         error = future.exception()
         if error is None:
+            self.observer.completed(target, True, started)
             if invocation_id is not None:
                 conn.send_now(Completion.with_result(invocation_id, None if void else future.result()))
         elif not isinstance(error, Exception):
             log.error("hub method %s: its result failed with %r", target, error)
         else:
-            self._complete_error(conn, invocation_id, target, self._error_text(target, error))
+            self._complete_error(conn, invocation_id, target, self._error_text(target, error), started)
 
     async def _stream(
         self, conn: ConnectionContext, method: HubMethod, msg: StreamInvocation, uploads: list[UploadStream]
@@ -335,6 +353,7 @@ class HubDispatcher:
             except Exception:  # noqa: BLE001
                 log.exception("closing stream %s of %s failed", iid, msg.target)
             self._close_uploads(conn, uploads)
+        self.observer.completed(msg.target, error is None, None)  # a stream's duration is not timed
         await conn.send(Completion(iid, error=error))
 
 

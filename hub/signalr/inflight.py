@@ -21,14 +21,18 @@ import time
 from collections.abc import Callable
 
 from .dispatcher import Job, JobKind
+from .observer import HubObserver
 from .streaming import ConnectionStreams
 
 
 class InFlight:
-    __slots__ = ("max_pending", "pending", "stalled", "streams", "_tasks", "_stream_tasks", "_settled", "_ended")
+    __slots__ = (
+        "max_pending", "pending", "stalled", "streams", "observer", "_tasks", "_stream_tasks", "_settled", "_ended",
+    )  # fmt: skip
 
-    def __init__(self, max_pending: int, max_streams: int):
+    def __init__(self, max_pending: int, max_streams: int, observer: HubObserver | None = None):
         self.max_pending = max_pending
+        self.observer = observer  # told when the bound holds the client back
         self.pending = 0  # deferred Completions not queued yet
         self.stalled = False  # the connection stopped reading its client until one completes
         self.streams = ConnectionStreams(max_streams)
@@ -77,6 +81,8 @@ class InFlight:
     async def wait_for_room(self, connected: Callable[[], bool]) -> None:
         """Until fewer than `max_pending` Completions are pending, or `connected()` is False (then
         `wake` is called)."""
+        if self.observer is not None:
+            self.observer.refused("max_invocations")
         self.stalled = True
         try:
             while self.full and connected():

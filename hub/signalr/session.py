@@ -198,6 +198,11 @@ class Session:
             raise self._outbox.fell_behind()
 
     @property
+    def queued(self) -> int:
+        """Messages waiting to be written to the client, or being written (the outbox)."""
+        return self._outbox.messages
+
+    @property
     def has_room(self) -> bool:
         """Below half of the outbox's bounds: producers that can wait may queue more."""
         return self._outbox.has_room

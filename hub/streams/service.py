@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 from .errors import ValidationError
 from .event_follower import follow_events
@@ -26,17 +26,34 @@ from .validation import parse_parameter_data, parse_parameter_data_item, parse_p
 T = TypeVar("T")
 
 
-class StreamService:
-    """Writes, reads and live changes of the streams in one store, validated at the door."""
+class WriteTally(Protocol):
+    """Told of every data write as it is handed to the store: each awaitable resolves to the
+    events, parameter rows or quarantined rows it wrote (hub/metrics counts them once durable)."""
 
-    def __init__(self, store: StreamStore):
+    def events(self, written: Awaitable[int]) -> None: ...
+
+    def parameter_rows(self, written: Awaitable[int]) -> None: ...
+
+    def quarantined(self, written: Awaitable[int]) -> None: ...
+
+
+class StreamService:
+    """Writes, reads and live changes of the streams in one store, validated at the door.
+    `tally`: told of every data write (one service per entry point, see `tallied`)."""
+
+    def __init__(self, store: StreamStore, tally: WriteTally | None = None):
         self.store = store
+        self.tally = tally
+
+    def tallied(self, tally: WriteTally) -> StreamService:
+        """The same service over the same store, telling `tally` of its writes."""
+        return StreamService(self.store, tally)
 
     # --- writes: validated now, ordered now, durable when awaited ---------------------------------
 
     def send_events(self, topic: str, stream_id: str, raw_events: Any) -> Awaitable[int]:
         _check_stream(topic, stream_id)
-        return self.store.append_events(topic, stream_id, parse_events(raw_events))
+        return self._append_events(topic, stream_id, parse_events(raw_events))
 
     def send_event_batches(self, topic: str, batches: list[tuple[str, Any]]) -> Awaitable[int]:
         """Events for several streams of one topic, as (stream id, raw events) pairs: every batch is
@@ -48,7 +65,7 @@ class StreamService:
             check_name(stream_id, "streamId")
             parsed.append((stream_id, parse_events(raw_events)))
         total = sum(len(events) for _, events in parsed)
-        return _then(_all([self.store.append_events(topic, s, events) for s, events in parsed]), total)
+        return _then(_all([self._append_events(topic, s, events) for s, events in parsed]), total)
 
     def send_event_rows(self, topic: str, stream_id: str, rows: LenientRows) -> LenientBatch:
         """A lenient batch: valid rows are appended as events in order; each bad one goes to the
@@ -62,14 +79,17 @@ class StreamService:
         ]
         writes: list[Awaitable[Any]] = []
         if events:  # a batch of only bad rows creates no stream
-            writes.append(self.store.append_events(topic, stream_id, events))
+            writes.append(self._append_events(topic, stream_id, events))
         if quarantined:
-            writes.append(self.store.append_quarantine(topic, quarantined))
+            written = self.store.append_quarantine(topic, quarantined)
+            if self.tally is not None:
+                self.tally.quarantined(written)
+            writes.append(written)
         return LenientBatch(len(events), len(quarantined), _all(writes))
 
     def send_parameter_data(self, topic: str, stream_id: str, raw: Any) -> Awaitable[int]:
         _check_stream(topic, stream_id)
-        return self.store.append_parameter_data(topic, stream_id, parse_parameter_data(raw))
+        return self._append_parameter_data(topic, stream_id, parse_parameter_data(raw))
 
     # --- streamed writes: one item at a time, each stored as it arrives -----------------------------
 
@@ -81,7 +101,7 @@ class StreamService:
         _check_stream(topic, stream_id)
 
         def write(raw: Any, path: str) -> Awaitable[int]:
-            return self.store.append_events(topic, stream_id, parse_event_item(raw, path))
+            return self._append_events(topic, stream_id, parse_event_item(raw, path))
 
         return await _write_each(items, write)
 
@@ -92,9 +112,21 @@ class StreamService:
 
         def write(raw: Any, path: str) -> Awaitable[int]:
             parts = parse_parameter_data_item(raw, path)  # the whole item is valid before any write
-            return _sum([self.store.append_parameter_data(topic, stream_id, data) for data in parts])
+            return _sum([self._append_parameter_data(topic, stream_id, data) for data in parts])
 
         return await _write_each(items, write)
+
+    def _append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
+        written = self.store.append_events(topic, stream_id, events)
+        if self.tally is not None:
+            self.tally.events(written)
+        return written
+
+    def _append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
+        written = self.store.append_parameter_data(topic, stream_id, data)
+        if self.tally is not None:
+            self.tally.parameter_rows(written)
+        return written
 
     def create_stream(self, topic: str, raw_properties: Any) -> Awaitable[str]:
         """Resolves to the new stream's id (a uuid4)."""

@@ -46,7 +46,7 @@ class WriterHub(Hub):
         authorize(call, action, topic)
         if self.limiter is None or type(topic) is not str:
             return
-        decision = self.limiter.take(call.user or "", topic)
+        decision = self.limiter.take(call.user or "", topic, "signalr")
         if not decision.allowed:
             raise HubError(
                 f"Rate limit of {self.limiter.rate:g} requests/s for this token on topic {topic!r} exceeded; "

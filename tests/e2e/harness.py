@@ -442,7 +442,8 @@ class NodeRunner:
 
 
 class HeldConnection:
-    """tests/node/hold-connection.mjs: connected, one invoke done, then waiting."""
+    """tests/node/hold-connection.mjs: connected, one invoke done, then waiting until `stop()` (closes
+    its stdin: a clean stop), `kill()` (the connection vanishes) or the server closes it."""
 
     def __init__(self, spec: dict):
         self.proc = subprocess.Popen(
@@ -470,45 +471,81 @@ class HeldConnection:
         return json.loads(self.proc.stdout.read().strip().splitlines()[-1])
 
 
-# --- a real Redis (issue 6) ----------------------------------------------------------------------
-# scripts/test installs Debian's redis-server. Without it RedisServer.start() skips (fails under CI=true).
+# --- real servers the tests start: Redis (issue 6), Prometheus (issue 16) ---------------------------
+# scripts/test installs their Debian packages. Without one, start() skips (fails under CI=true).
 
 
-class RedisServer:
-    """One `redis-server` on a free loopback port with its own dir, AOF fsynced on every write."""
+class ExternalServer:
+    """A program of another project, run on a free loopback port with its own dir and log file."""
+
+    program = ""  # the command, as scripts/test's need_deb line names it
+    package = ""  # its Debian package
 
     def __init__(self, base_dir: Path):
         self.dir = base_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-        self.log_path = self.dir / "redis.log"
+        self.log_path = self.dir / f"{self.program}.log"
         self._log: Any = None
+
+    def argv(self, binary: str) -> list[str]:
+        """The command line that starts it."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether it answers yet (polled by start)."""
+        raise NotImplementedError
+
+    def start(self, timeout: float = 10.0):
+        binary = shutil.which(self.program)
+        if binary is None:
+            message = f"{self.program} is not installed: run scripts/test (it installs Debian's {self.package})"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(binary), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None or time.monotonic() >= deadline:
+                self.stop()
+                raise RuntimeError(f"{self.program} on port {self.port} did not start\n{self.tail()}")
+            time.sleep(0.05)
+        return self
+
+    def tail(self, lines: int = 40) -> str:
+        return file_tail(self.log_path, lines)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class RedisServer(ExternalServer):
+    """One `redis-server` on a free loopback port with its own dir, AOF fsynced on every write."""
+
+    program = package = "redis-server"
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
-        binary = shutil.which("redis-server")
-        if binary is None:
-            message = "redis-server is not installed: run scripts/test (it installs Debian's redis-server)"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while not self.ping():
-            if self.proc.poll() is not None or time.monotonic() >= deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server on port {self.port} did not start\n{file_tail(self.log_path)}")
-            time.sleep(0.05)
-        return self
+    def argv(self, binary: str) -> list[str]:
+        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+                "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"]  # fmt: skip
+
+    def ready(self) -> bool:
+        return self.ping()
 
     def ping(self) -> bool:
         try:
@@ -528,20 +565,44 @@ class RedisServer:
     def flush(self) -> None:
         assert self.command("FLUSHALL").startswith(b"+OK")
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
     def restart(self) -> None:
         """Stop (SIGTERM, the AOF is already on disk) and start again on the same port and dir."""
         self.stop()
         self.start()
+
+
+class PrometheusServer(ExternalServer):
+    """A real Prometheus scraping `target` (host:port) every second, `bearer` as its token; queried
+    through its HTTP API (`value`)."""
+
+    program = package = "prometheus"
+
+    def __init__(self, base_dir: Path, target: str, bearer: str | None = None):
+        super().__init__(base_dir)
+        job = {"job_name": "hub", "scrape_interval": "1s", "scrape_timeout": "900ms", "static_configs": [{"targets": [target]}]}
+        if bearer is not None:
+            job["authorization"] = {"type": "Bearer", "credentials": bearer}
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": [job]}
+        self.config_path = self.dir / "prometheus.yml"
+        self.config_path.write_text(json.dumps(config))  # JSON is YAML
+
+    def argv(self, binary: str) -> list[str]:
+        return [binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"]  # fmt: skip
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, expression: str) -> list[dict]:
+        """The instant vector `expression` evaluates to now."""
+        reply = httpx.get(f"http://127.0.0.1:{self.port}/api/v1/query", params={"query": expression}, timeout=5).json()
+        assert reply["status"] == "success", reply
+        return reply["data"]["result"]
+
+    def value(self, expression: str) -> float | None:
+        """The one value `expression` evaluates to now; None while it has none."""
+        result = self.query(expression)
+        return float(result[0]["value"][1]) if result else None

@@ -63,9 +63,10 @@ def sas(resource_uri: str, key: str) -> tuple[str, list[str]]:
     return f"SharedAccessSignature sr={uri}&sig={quoted}&se={expiry}&skn=send", [signature, quoted, signature[:20]]
 
 
-async def test_no_secret_reaches_any_log_line(hub_server, unique):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_no_secret_reaches_any_log_line(hub_server, unique, log_format):
     tokens = [f"tok{n}-{secrets.token_hex(8)}" for n in range(3)]
-    server = hub_server("--log-level", "debug", tokens=tokens)
+    server = hub_server("--log-level", "debug", "--log-format", log_format, tokens=tokens)
     a, b, c = tokens
     topic = unique("t")
     connection_tokens: list[str] = []
@@ -136,8 +137,10 @@ async def test_no_secret_reaches_any_log_line(hub_server, unique):
     assert await raw_http(server, "GET", sse_target, {"Accept": "text/event-stream"}, head_only=True) == 200
 
     server.stop()
-    lines = (server.stdout_text() + "\n" + server.stderr_text()).splitlines()
+    lines = [line for line in (server.stdout_text() + "\n" + server.stderr_text()).splitlines() if line]
     assert sum("***" in line for line in lines) >= 20, "\n".join(lines)  # the requests above were logged, redacted
+    if log_format == "json":
+        assert_json_lines(lines)
     secrets_sent = tokens + [percent_encoded(t) for t in tokens] + connection_tokens + signatures
     leaks = [(secret, line) for line in lines for secret in secrets_sent if secret in line]
     assert not leaks, "\n".join(f"{secret}: {line}" for secret, line in leaks)
@@ -197,3 +200,24 @@ async def test_no_scoped_token_jwt_or_jwt_secret_reaches_any_log_line(hub_server
     secrets_sent += [percent_encoded(t) for t in (scoped, good_jwt)]
     leaks = [(secret, line) for line in lines for secret in secrets_sent if secret in line]
     assert not leaks, "\n".join(f"{secret[:12]}…: {line}" for secret, line in leaks)
+
+
+def assert_json_lines(lines: list[str]) -> None:
+    """Every line one JSON object with ts, level, logger and msg; the fields a line can know are
+    there: on uvicorn's access lines, on the hub's connection open and close lines."""
+    records = []
+    for line in lines:
+        record = json.loads(line)  # every line, or the test fails here naming it
+        assert isinstance(record, dict) and {"ts", "level", "logger", "msg"} <= record.keys(), line
+        records.append(record)
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert access and all({"remote", "method", "path", "status"} <= r.keys() for r in access), access[:3]
+    assert {r["status"] for r in access} >= {200, 401, 403}
+    opened = [r for r in records if r["msg"].startswith("connection ") and " opened: " in r["msg"]]
+    closed = [r for r in records if r["msg"].startswith("connection ") and " closed: " in r["msg"] and "duration_ms" in r]
+    assert {r["hub"] for r in opened} == {"WriterHub", "ReaderHub"}, opened
+    assert {r["transport"] for r in opened} >= {"WebSockets", "LongPolling"}, opened
+    for record in opened + closed:
+        assert record["level"] == "info" and record["connection_id"] and record["user"].startswith("token:"), record
+    assert {r["connection_id"] for r in closed} >= {r["connection_id"] for r in opened if r["transport"] == "WebSockets"}
+    assert all(r["reason"] in ("normal", "error", "shutdown") and r["duration_ms"] >= 0 for r in closed), closed

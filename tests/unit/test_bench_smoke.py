@@ -83,3 +83,11 @@ async def test_the_fanout_filter_bench_runs_at_a_tiny_size(capsys):
     await fanout_filter.main(argparse.Namespace(subscribers=3, events=2, rounds=2, changes=2))
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0].strip() for line in lines] == ["unfiltered", "admin", "one scoped token", "a token each"]
+
+
+def test_metrics_scenario_runs_the_hub_with_and_without_metrics(capsys):
+    assert main(["metrics", "--quick", "--seconds", "0.3", "--warmup", "0.1", "--batches", "1", "--stores", "memory"]) == 0
+    [result] = _results(capsys)
+    assert set(result["cases"]) == {"hub/json/b1", "hub-no-metrics/json/b1"}
+    assert all(case["errors"] == 0 and case["invocations_per_s"] > 0 for case in result["cases"].values())
+    assert "metrics_vs_no_metrics.json/b1.invocations_per_s" in result["ratios"]

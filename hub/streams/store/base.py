@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from ..models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties, TopicSummary
 from .broadcast import DEFAULT_MAX_PENDING, ChangeSubscription
@@ -179,6 +179,10 @@ class StreamStore(ABC):
     async def ready(self) -> bool:
         """Whether the store can take writes now (GET /ready). Never raises."""
         return True
+
+    def observe_commits(self, observe: Callable[[float], None]) -> None:
+        """Call `observe(seconds)` for each commit of a group of writes (a sqlite transaction, a Redis
+        pipeline), maybe from another thread. A store that commits nothing (memory) never calls it."""
 
     async def close(self) -> None:
         """Finish pending writes (their awaitables resolve) and release resources."""

@@ -72,6 +72,7 @@ class WritePipeline:
         # Outcome hashes of pipelines answered in full: deleted by the next pipeline. (Not by their
         # own: Redis could freeze after that delete and before the replies, and the hash is the truth.)
         self._answered: list[str] = []
+        self.on_commit: Callable[[float], None] | None = None  # told each pipeline's seconds, sent to answered
         self._pending: deque[Write | None] = deque()  # None: the writer stops there
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -145,6 +146,7 @@ class WritePipeline:
         pipe.pexpire(outcome, OUTCOME_TTL_MS)
         for i, write in enumerate(batch):
             pipe.fcall(write.function, len(write.keys) + 1, *write.keys, outcome, *write.args, i, deadline)
+        began = time.perf_counter()
         try:
             replies = (await pipe.execute(raise_on_error=False))[3:]
         except DOWN_ERRORS as error:
@@ -164,6 +166,8 @@ class WritePipeline:
             await self._until_past(sent)
             _fail(batch, StoreUnavailable(f"redis store {connection.where}: {error!r}"))
             return
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - began)
         self._answered.append(outcome)
         reload = False
         for write, reply in zip(batch, replies):

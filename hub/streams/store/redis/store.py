@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
 
@@ -82,6 +82,9 @@ class RedisStore(StreamStore):
             self._trimmer = None
         self.changes.close()
         await self.connection.close()
+
+    def observe_commits(self, observe: Callable[[float], None]) -> None:
+        self.pipeline.on_commit = observe
 
     async def ready(self) -> bool:
         return await self.connection.ready()

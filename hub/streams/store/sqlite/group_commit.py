@@ -18,14 +18,18 @@ After every rollback the owner's `rolled_back()` runs, so that state it keeps be
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 W = TypeVar("W")  # a write, as the owner queues it: opaque here
+
+log = logging.getLogger("hub.store")
 
 
 
@@ -76,6 +80,8 @@ class GroupCommitWriter(Generic[W]):
         self.unavailable = unavailable
         self.rolled_back = rolled_back
         self.thread_name = thread_name
+        # Told each committed transaction's seconds (BEGIN to COMMIT), on the writer thread.
+        self.on_commit: Callable[[float], None] | None = None
         # Unbounded: `submit` is a plain call that queues at once (so the queue order is the call
         # order) and cannot wait for room. The owner's callers bound it: each awaits its writes and
         # keeps a limited number in flight (for the hub's store, see hub/streams/store/sqlite/store.py).
@@ -174,12 +180,14 @@ class GroupCommitWriter(Generic[W]):
             return outcomes
         except sqlite3.Error as error:
             failure = self.unavailable(f"{self.name}: transaction not committed: {error}")
+            log.warning("%s (%d write(s) answered failed)", failure, len(batch))  # the store's error, not a client's
             return [(w, None, failure) for w in batch]
         return [(w, result, None) for w, result in zip(batch, results)]
 
     def _transaction(self, writes: list[W]) -> list[Any]:
         conn = self._conn
         assert conn is not None
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -187,6 +195,8 @@ class GroupCommitWriter(Generic[W]):
             except Exception as error:
                 raise _ApplyFailed(error) from error
             self.commit(conn)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - began)
         except BaseException:
             if conn.in_transaction:
                 try:

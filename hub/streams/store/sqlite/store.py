@@ -135,6 +135,9 @@ class SqliteStore(StreamStore):
         self._open_streams.clear()  # it may hold a stream the rollback unmade
         self._trimmer.rolled_back()
 
+    def observe_commits(self, observe: Callable[[float], None]) -> None:
+        self.writer.on_commit = observe
+
     # --- writes -----------------------------------------------------------------------------------
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
