@@ -1,9 +1,11 @@
-"""The live console: a static page at `/` (assets under /console/) that lists topics and streams,
-tails a stream live over the Reader hub and sends test events over the Writer hub.
+"""The live console: a static page at `/` (assets under /console/) that lists streams (virtualised,
+with live sparklines), tails a stream live over the Reader hub, sends test events over the Writer
+hub, and shows a stream's page: details, a live chart with history, the topic's quarantine.
 
 Loading it needs no token: the page asks for one, keeps it in sessionStorage and sends it with its
-API and hub calls. Plain HTML/CSS/JS, no build step, no third-party code: static/signalr.js is the
-project's own small SignalR JSON client over WebSockets.
+API and hub calls. Plain HTML/CSS/JS, no build step: static/signalr.js is the project's own small
+SignalR JSON client over WebSockets; the one third-party file is uPlot (static/vendor/uplot/, MIT,
+see its VERSION). protocol-notes/console.md describes the page.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ any body may be gzip. Errors are `{"error": "…"}` (errors.py). Every operation
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
@@ -39,6 +40,8 @@ RANGE = (
     Param("from", "query", schema.NANOSECONDS, "only items with timestamp >= from"),
     Param("to", "query", schema.NANOSECONDS, "only items with timestamp < to"),
 )
+ORDER = Param("order", "query", {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+              "asc: oldest first; desc: newest first (a cursor then continues with older rows)")
 GZIP_NOTE = "The body may be gzip-compressed (Content-Encoding: gzip)."
 
 BATCH_REPLIES = {
@@ -103,6 +106,13 @@ class HttpApi:
                       params=(TOPIC, STREAM, WAIT), body={"application/json": schema.PARAMETER_DATA},
                       replies={**BATCH_REPLIES, **WRITE_ERRORS},
                       description="All or nothing; every section's arrays line up with timestamps. " + GZIP_NOTE),
+            Operation("GET", f"{s}/events", self.get_event_definitions, "Read the event definitions", t, topic=topic, access="read",
+                      params=(TOPIC, STREAM), replies={200: Reply("As last replaced (empty if never set)", schema.EVENT_DEFINITIONS),
+                                                      **error_replies(400, 401, 404)}),
+            Operation("GET", f"{s}/parameters", self.get_parameter_definitions, "Read the parameter definitions", t, topic=topic,
+                      access="read", params=(TOPIC, STREAM),
+                      replies={200: Reply("As last replaced (empty if never set)", schema.PARAMETER_DEFINITIONS),
+                               **error_replies(400, 401, 404)}),
             Operation("PUT", f"{s}/events", self.set_event_definitions, "Replace the event definitions", t, topic=topic, access="write",
                       params=(TOPIC, STREAM), body={"application/json": schema.EVENT_DEFINITIONS},
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
@@ -110,8 +120,8 @@ class HttpApi:
                       access="write", params=(TOPIC, STREAM), body={"application/json": schema.PARAMETER_DEFINITIONS},
                       replies={200: STREAM_INFO, **WRITE_ERRORS}),
             Operation("GET", "/topics/{topic}/quarantine", self.read_quarantine, "Read the topic's quarantined rows", t, topic=topic, access="read",
-                      params=(TOPIC, *PAGE),
-                      replies={200: Reply("A page of quarantined rows, in arrival order",
+                      params=(TOPIC, *PAGE, ORDER),
+                      replies={200: Reply("A page of quarantined rows, in arrival order (newest first with order=desc)",
                                           {"type": "array", "items": schema.QUARANTINED_ROW}, headers=("X-Next-Cursor",)),
                                **READ_ERRORS},
                       description="NDJSON lines (here and from /v0/events) that were not valid events: kept, not lost."),
@@ -186,6 +196,12 @@ class HttpApi:
     async def get_stream(self, request: Request) -> Response:
         return codec.json_response((await self._stream(request)).to_json())
 
+    async def get_event_definitions(self, request: Request) -> Response:
+        return codec.json_response((await self._stream(request)).event_definitions)
+
+    async def get_parameter_definitions(self, request: Request) -> Response:
+        return codec.json_response((await self._stream(request)).parameter_definitions)
+
     async def read_events(self, request: Request) -> Response:
         await self._stream(request)
         page = await self._read(self.service.read_events, request, *_ids(request))
@@ -198,7 +214,11 @@ class HttpApi:
         return codec.json_response(data, _cursor(page.next_cursor))
 
     async def read_quarantine(self, request: Request) -> Response:
-        page = await self._read(self.service.read_quarantine, request, request.path_params["topic"], ranged=False)
+        order = request.query_params.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, f"order: expected 'asc' or 'desc', got {order!r}")
+        read = functools.partial(self.service.read_quarantine, newest_first=order == "desc")
+        page = await self._read(read, request, request.path_params["topic"], ranged=False)
         return codec.json_response([r.to_json() for r in page.items], _cursor(page.next_cursor))
 
     async def _stream(self, request: Request):

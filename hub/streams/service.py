@@ -197,10 +197,12 @@ class StreamService:
             if live is not None:
                 live.close()
 
-    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+    async def read_quarantine(
+        self, topic: str, window: ReadWindow = ReadWindow(), newest_first: bool = False
+    ) -> Page[QuarantinedRow]:
         check_name(topic, "topic")
         try:
-            return await self.store.read_quarantine(topic, window)
+            return await self.store.read_quarantine(topic, window, newest_first)
         except ValueError:
             raise ValidationError("after", "not a cursor from a previous page of this quarantine") from None
 

@@ -409,3 +409,23 @@ async def test_quarantine_pages(store: StreamStore) -> None:
         await store.read_quarantine(T, ReadWindow(after="nope"))
     with pytest.raises(ValueError):
         await store.read_quarantine(T, ReadWindow(limit=0))
+
+
+async def test_quarantine_newest_first_pages_back_through_every_row(store: StreamStore) -> None:
+    await store.append_quarantine(T, quarantined(*range(1, 8)))
+    await store.append_quarantine("elsewhere", quarantined(99))
+    got: list[int] = []
+    cursor: str | None = None
+    while True:
+        page = await store.read_quarantine(T, ReadWindow(limit=3, after=cursor), newest_first=True)
+        got += [r.line for r in page.items]
+        if page.next_cursor is None:
+            break
+        assert len(page.items) == 3
+        cursor = page.next_cursor
+    assert got == list(range(7, 0, -1))
+    page = await store.read_quarantine(T, ReadWindow(limit=7), newest_first=True)
+    assert [r.line for r in page.items] == list(range(7, 0, -1)) and page.next_cursor is None
+    assert (await store.read_quarantine("unknown", newest_first=True)).items == []
+    with pytest.raises(ValueError):
+        await store.read_quarantine(T, ReadWindow(after="nope"), newest_first=True)

@@ -88,6 +88,20 @@ def test_the_quarantine_pages_like_the_data_reads(ingest_hub, unique):
         assert lines == [1, 2, 3, 4, 5]
         assert client.get(f"/topics/{topic}/quarantine", params={"after": "nope"}).status_code == 400
 
+        # order=desc: the newest first, and the cursor goes on to older rows
+        lines, after = [], None
+        while True:
+            params = {"limit": 2, "order": "desc", **({"after": after} if after else {})}
+            page = client.get(f"/topics/{topic}/quarantine", params=params)
+            assert page.status_code == 200
+            lines += [r["line"] for r in page.json()]
+            after = page.headers.get("X-Next-Cursor")
+            if after is None:
+                break
+        assert lines == [5, 4, 3, 2, 1]
+        refused = client.get(f"/topics/{topic}/quarantine", params={"order": "newest"})
+        assert refused.status_code == 400 and refused.json() == {"error": "order: expected 'asc' or 'desc', got 'newest'"}
+
 
 def test_a_json_array_stays_all_or_nothing(ingest_hub, unique):
     """One bad event refuses the whole batch, naming its index and field; the good ones alone are stored."""

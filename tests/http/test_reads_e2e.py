@@ -74,3 +74,19 @@ def test_topics_and_stream_summaries(shared_hub, unique):
     assert summary["status"] == "closed"
     assert summary["events"] == 2
     assert summary["firstTimestamp"] == BASE_TS and summary["lastTimestamp"] == BASE_TS + SECOND
+
+
+def test_definitions_read_back_as_replaced(shared_hub, unique):
+    topic, stream_id = unique("t"), unique("s")
+    path = f"/topics/{topic}/streams/{stream_id}"
+    params = [{"id": "Speed", "name": "Speed", "unit": "km/h", "minimumValue": 0, "maximumValue": 400}]
+    events = [{"id": "Alert", "name": "Alert", "level": "Critical"}]
+    with shared_hub.http() as client:
+        assert client.get(f"{path}/parameters").status_code == 404  # no such stream yet
+        assert client.put(f"{path}/parameters", json=params).status_code == 200
+        assert client.get(f"{path}/events").json() == []  # never set
+        assert client.put(f"{path}/events", json=events).status_code == 200
+        got_params = client.get(f"{path}/parameters").json()
+        got_events = client.get(f"{path}/events").json()
+    assert [(d["id"], d["unit"], d["maximumValue"]) for d in got_params] == [("Speed", "km/h", 400)]
+    assert [(d["id"], d["level"]) for d in got_events] == [("Alert", "Critical")]

@@ -66,7 +66,7 @@ runDriver(async (spec) => {
       };
       await sendOverHttp(spec, "from-http", spec.writeToken);
       await page.waitForSelector('#tail li[data-id="from-http"]', { timeout: within });
-      const topics = await page.$$eval("#streams tbody tr", (rows) => [...new Set(rows.map((tr) => tr.dataset.topic))]);
+      const topics = await page.$$eval("#streams tbody tr:not([hidden])", (rows) => [...new Set(rows.map((tr) => tr.dataset.topic))]);
       const tail = await page.$$eval("#tail li", (items) => items.map((li) => ({ id: li.dataset.id, value: li.dataset.value })));
       const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
       const whoami = await page.textContent("#whoami");

@@ -1,14 +1,18 @@
 // The live console: streams with their counts and last activity (HTTP read API, kept current by the
-// Reader hub's ActiveStreamsChanged), a live tail of one stream (Reader hub: SubscribeToEvent with
-// "*"), and a form sending a test event (Writer hub: SendEventData). The token is asked for once and
-// kept in sessionStorage (this tab only). GET /whoami says what the token may do: what it may not
-// (sending to a topic without write:<topic>) is disabled, with the reason shown.
+// Reader hub's ActiveStreamsChanged; the list itself is stream-list.js), a live tail of one stream
+// (Reader hub: SubscribeToEvent with "*"), the chosen stream's page (stream-page.js: details, live
+// chart, history, quarantine) and a form sending a test event (Writer hub: SendEventData). The token
+// is asked for once and kept in sessionStorage (this tab only). GET /whoami says what the token may
+// do: what it may not (sending to a topic without write:<topic>) is disabled, with the reason shown.
 import { HubConnection } from "./signalr.js";
+import { StreamList } from "./stream-list.js";
+import { StreamPage } from "./stream-page.js";
 
 const TOKEN_KEY = "hub-console-token";
 const CHOSEN_KEY = "hub-console-stream";
 const MAX_TAIL = 200; // events kept in the tail
-const MAX_ROWS = 500; // streams shown
+const MAX_TOPICS = 1000; // topics listed; the list says when there are more
+const LIST_CONCURRENCY = 4; // topic listings read at once
 const REFRESH_MS = 10000; // the listing is re-read this often (counts change with every write)
 const RETRY_MS = [1000, 2000, 5000, 10000];
 
@@ -17,12 +21,18 @@ const $ = (id) => document.getElementById(id);
 // serves the hub under a prefix (--root-path), the prefix is part of it.
 const base = new URL("..", import.meta.url).href.replace(/\/$/, "");
 
+// #stream=<topic>/<stream> (each part URL-encoded) opens that stream's page: a link to it can be shared.
+function chosenFromHash() {
+  const match = /^#stream=([^/]+)\/(.+)$/.exec(window.location.hash);
+  return match ? { topic: decodeURIComponent(match[1]), stream: decodeURIComponent(match[2]) } : null;
+}
+
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   reader: null,
   writer: null,
   streams: new Map(), // "topic\u0000stream" -> summary (StreamInfo JSON)
-  chosen: JSON.parse(sessionStorage.getItem(CHOSEN_KEY) || "null"), // {topic, stream}
+  chosen: chosenFromHash() || JSON.parse(sessionStorage.getItem(CHOSEN_KEY) || "null"), // {topic, stream}
   retries: 0,
   me: null, // GET /whoami: {user, scopes, admin, expiresAt}
   refreshTimer: null,
@@ -30,6 +40,10 @@ const state = {
 };
 
 const key = (topic, stream) => `${topic}\u0000${stream}`;
+
+const ctx = { token: () => state.token, refused: () => logout("The hub refused this token.") };
+const streamList = new StreamList(ctx, { onChoose: (topic, stream) => choose(topic, stream), chosen: () => state.chosen });
+const streamPage = new StreamPage(ctx);
 
 // --- token ------------------------------------------------------------------------------------------
 
@@ -48,6 +62,8 @@ function logout(message) {
   for (const conn of [state.reader, state.writer]) if (conn) conn.stop();
   state.reader = state.writer = null;
   clearInterval(state.refreshTimer);
+  streamList.stop();
+  streamPage.hide();
   setStatus("idle", "not connected");
   showLogin(message);
 }
@@ -67,12 +83,13 @@ $("forget-token").addEventListener("click", () => logout());
 // --- HTTP read API ------------------------------------------------------------------------------------
 
 async function api(path, init = {}) {
+  const token = state.token;
   const response = await fetch(base + path, {
     ...init,
-    headers: { ...(init.headers || {}), Authorization: `Bearer ${state.token}` },
+    headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` },
   });
   if (response.status === 401) {
-    logout("The hub refused this token.");
+    if (token === state.token) logout("The hub refused this token."); // not a call made with a token since forgotten
     throw new Error("unauthorized");
   }
   const body = await response.json().catch(() => null);
@@ -133,16 +150,29 @@ $("send-topic").addEventListener("input", renderSendPermission);
 
 async function refreshStreams() {
   try {
+    const token = state.token; // a listing started before the token was forgotten ends quietly
     const topics = await api("/topics");
     const seen = new Set();
-    for (const { topic } of topics.slice(0, 100)) {
-      for (const info of await api(`/topics/${encodeURIComponent(topic)}/streams`)) {
-        state.streams.set(key(info.topic, info.streamId), info);
-        seen.add(key(info.topic, info.streamId));
+    const queue = topics.slice(0, MAX_TOPICS).map(({ topic }) => topic);
+    const listTopics = async () => {
+      for (let topic = queue.shift(); topic !== undefined && token === state.token; topic = queue.shift()) {
+        const streams = await api(`/topics/${encodeURIComponent(topic)}/streams`);
+        if (token !== state.token) return;
+        for (const info of streams) {
+          const k = key(info.topic, info.streamId);
+          const known = state.streams.get(k);
+          // live counts may be ahead of a listing read a moment ago
+          if (known && (known.lastActivity || 0) > (info.lastActivity || 0)) Object.assign(info, { events: known.events, parameterRows: known.parameterRows, lastActivity: known.lastActivity });
+          state.streams.set(k, info);
+          seen.add(k);
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: LIST_CONCURRENCY }, listTopics));
+    if (token !== state.token) return;
     for (const k of [...state.streams.keys()]) if (!seen.has(k)) state.streams.delete(k);
-    $("streams-updated").textContent = `listed ${new Date().toLocaleTimeString()}`;
+    const more = topics.length > MAX_TOPICS ? ` (the first ${MAX_TOPICS} of ${topics.length} topics)` : "";
+    $("streams-updated").textContent = `listed ${new Date().toLocaleTimeString()}${more}`;
     renderStreams();
   } catch (error) {
     if (error.message !== "unauthorized") $("streams-updated").textContent = `listing failed: ${error.message}`;
@@ -248,6 +278,8 @@ async function choose(topic, stream) {
   $("send-stream").value = stream;
   renderSendPermission();
   renderStreams();
+  window.location.hash = `#stream=${encodeURIComponent(topic)}/${encodeURIComponent(stream)}`;
+  streamPage.show(topic, stream);
   if (state.reader && previous) {
     await state.reader.invoke("UnsubscribeFromStream", previous.topic, previous.stream).catch(() => {});
   }
@@ -315,15 +347,6 @@ function formatTime(nanoseconds) {
   return Number.isNaN(date.getTime()) ? String(nanoseconds) : date.toISOString().slice(11, 23);
 }
 
-function ago(seconds) {
-  if (!seconds) return "";
-  const s = Math.max(0, Math.round(Date.now() / 1000 - seconds));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return new Date(seconds * 1000).toLocaleString();
-}
-
 let renderPending = null;
 function renderSoon() {
   // a burst of events re-draws the table once
@@ -331,38 +354,9 @@ function renderSoon() {
 }
 
 function renderStreams() {
-  const rows = [...state.streams.values()]
-    .filter((info) => !state.me || allows("read", info.topic)) // the hub filters too; never show more
-    .sort((a, b) => (b.lastActivity || 0) - (a.lastActivity || 0))
-    .slice(0, MAX_ROWS);
-  const body = $("streams").tBodies[0];
-  const chosen = state.chosen;
-  body.replaceChildren(
-    ...rows.map((info) => {
-      const tr = document.createElement("tr");
-      tr.dataset.topic = info.topic;
-      tr.dataset.stream = info.streamId;
-      if (chosen && chosen.topic === info.topic && chosen.stream === info.streamId) tr.classList.add("chosen");
-      if (info.status === "closed") tr.classList.add("closed");
-      for (const [text, cls] of [
-        [info.topic],
-        [info.streamId],
-        [info.name ?? ""],
-        [info.status],
-        [String(info.events ?? 0), "num"],
-        [String(info.parameterRows ?? 0), "num"],
-        [ago(info.lastActivity), "ago"],
-      ]) {
-        const td = document.createElement("td");
-        td.textContent = text;
-        if (cls) td.className = cls;
-        tr.append(td);
-      }
-      tr.addEventListener("click", () => choose(info.topic, info.streamId));
-      return tr;
-    }),
-  );
-  $("no-streams").hidden = rows.length > 0;
+  // the hub lists only what the token may read; never show more
+  if (state.me) for (const [k, info] of state.streams) if (!allows("read", info.topic)) state.streams.delete(k);
+  streamList.render(state.streams);
 }
 
 // --- start ---------------------------------------------------------------------------------------------
@@ -375,8 +369,10 @@ function begin() {
     $("tail-title").textContent = `${state.chosen.topic} / ${state.chosen.stream}`;
     $("send-topic").value = state.chosen.topic;
     $("send-stream").value = state.chosen.stream;
+    streamPage.show(state.chosen.topic, state.chosen.stream);
   }
   refreshWhoami();
+  streamList.start();
   connectReader();
   refreshStreams();
   clearInterval(state.refreshTimer);

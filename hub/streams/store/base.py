@@ -94,10 +94,14 @@ class StreamStore(ABC):
     # --- reads ------------------------------------------------------------------------------------
 
     @abstractmethod
-    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+    async def read_quarantine(
+        self, topic: str, window: ReadWindow = ReadWindow(), newest_first: bool = False
+    ) -> Page[QuarantinedRow]:
         """The topic's quarantined rows in arrival order, at most `window.limit`, after the cursor
         `window.after` (its timestamp bounds do not apply). next_cursor is set when more may remain.
-        Empty for an unknown topic. Raises ValueError for a cursor this store did not make."""
+        With `newest_first` the order is reversed: the newest row first, and a cursor continues with
+        the rows that arrived before it. Empty for an unknown topic. Raises ValueError for a cursor
+        this store did not make."""
 
     @abstractmethod
     async def list_topics(self) -> list[TopicSummary]:

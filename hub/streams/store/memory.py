@@ -221,8 +221,17 @@ class MemoryStore(StreamStore):
 
     # --- reads ------------------------------------------------------------------------------------
 
-    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
-        return _page(self._quarantine.get(topic, []), _no_timestamp, window.positions_only())
+    async def read_quarantine(
+        self, topic: str, window: ReadWindow = ReadWindow(), newest_first: bool = False
+    ) -> Page[QuarantinedRow]:
+        rows = self._quarantine.get(topic, [])
+        if not newest_first:
+            return _page(rows, _no_timestamp, window.positions_only())
+        # rows[i] is at position i (the quarantine is never trimmed); a cursor continues before it.
+        end = len(rows) if window.after is None else min(decode_cursor(window.after), len(rows))
+        start = max(end - window.limit, 0)
+        last = encode_cursor(start) if start < end else None
+        return Page(rows[start:end][::-1], last if start > 0 else None, last)
 
     async def list_topics(self) -> list[TopicSummary]:
         return [TopicSummary(topic, len(streams)) for topic, streams in sorted(self._topics.items())]

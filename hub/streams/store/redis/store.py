@@ -204,10 +204,23 @@ class RedisStore(StreamStore):
         entries, cursor, last = await self._scan(self.keys.data(DataKind.PARAMETERS, topic, stream_id), window)
         return Page([parameter_data_of(entries)], cursor, last)
 
-    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
-        unfiltered = window.positions_only()
-        entries, cursor, last = await self._scan(self.keys.quarantine(topic), unfiltered)
+    async def read_quarantine(
+        self, topic: str, window: ReadWindow = ReadWindow(), newest_first: bool = False
+    ) -> Page[QuarantinedRow]:
+        if newest_first:
+            entries, cursor, last = await self._scan_newest_first(self.keys.quarantine(topic), window)
+        else:
+            entries, cursor, last = await self._scan(self.keys.quarantine(topic), window.positions_only())
         return Page([QuarantinedRow(*loads(fields[b"d"])) for _, fields in entries], cursor, last)
+
+    async def _scan_newest_first(self, key: str, window: ReadWindow) -> tuple[list[Entry], str | None, str | None]:
+        """Up to `window.limit` entries before the cursor, newest first (no timestamp bounds)."""
+        limit = window.limit
+        end = "+" if window.after is None else range_start(window.after)  # "(id": exclusive
+        entries = await self.connection.call(lambda c: c.xrevrange(key, max=end, min="-", count=limit + 1))
+        found = entries[:limit]
+        last = text(found[-1][0]) if found else None
+        return found, last if len(entries) > limit else None, last
 
     # --- idempotency ------------------------------------------------------------------------------
 

@@ -225,14 +225,22 @@ class SqliteStore(StreamStore):
 
     # --- reads ------------------------------------------------------------------------------------
 
-    async def read_quarantine(self, topic: str, window: ReadWindow = ReadWindow()) -> Page[QuarantinedRow]:
+    async def read_quarantine(
+        self, topic: str, window: ReadWindow = ReadWindow(), newest_first: bool = False
+    ) -> Page[QuarantinedRow]:
         limit = window.limit
-        params = {"topic": topic, "after": decode_cursor(window.after), "fetch": limit + 1}
+        after = decode_cursor(window.after)
+        if newest_first:  # a cursor continues with the rows before it
+            params = {"topic": topic, "before": 2**63 - 1 if window.after is None else after, "fetch": limit + 1}
+            where = "seq < :before ORDER BY seq DESC"
+        else:
+            params = {"topic": topic, "after": after, "fetch": limit + 1}
+            where = "seq > :after ORDER BY seq"
 
         def query(conn: sqlite3.Connection) -> Page[QuarantinedRow]:
             rows = conn.execute(
                 "SELECT seq, stream_id, line, reason, raw, received_at FROM quarantine"
-                " WHERE topic = :topic AND seq > :after ORDER BY seq LIMIT :fetch",
+                f" WHERE topic = :topic AND {where} LIMIT :fetch",
                 params,
             ).fetchall()
             return _to_page(rows, [QuarantinedRow(*row[1:]) for row in rows], limit)
