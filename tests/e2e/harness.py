@@ -471,7 +471,7 @@ class HeldConnection:
         return json.loads(self.proc.stdout.read().strip().splitlines()[-1])
 
 
-# --- real servers the tests start: Redis (issue 6), Prometheus (issue 16) ---------------------------
+# --- real servers the tests start: Redis (issue 6), Prometheus and nginx (issue 16, nginx.py) --------
 # scripts/test installs their Debian packages. Without one, start() skips (fails under CI=true).
 
 
@@ -497,13 +497,21 @@ class ExternalServer:
         """Whether it answers yet (polled by start)."""
         raise NotImplementedError
 
+    def binary(self) -> str | None:
+        """Where the program is (None: not installed)."""
+        return shutil.which(self.program)
+
+    def check(self, binary: str) -> None:
+        """Before it starts: fail the test if what it would run is wrong (e.g. a config test)."""
+
     def start(self, timeout: float = 10.0):
-        binary = shutil.which(self.program)
+        binary = self.binary()
         if binary is None:
             message = f"{self.program} is not installed: run scripts/test (it installs Debian's {self.package})"
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
+        self.check(binary)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(binary), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + timeout

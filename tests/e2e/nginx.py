@@ -11,15 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from .harness import REPO_ROOT, file_tail, free_port, trusting
+from .harness import REPO_ROOT, ExternalServer, file_tail, trusting
 
 README = REPO_ROOT / "README.md"
 # the ports the README's upstreams name, in order: the test's hub processes take their places
@@ -70,17 +67,17 @@ def main_config(directory: Path, site: str) -> str:
     )
 
 
-class NginxServer:
-    """`nginx -p <dir> -c <dir>/nginx.conf` on a free loopback port, stopped with SIGTERM."""
+class NginxServer(ExternalServer):
+    """`nginx -p <dir> -c <dir>/nginx.conf` on a free loopback port, its config checked with
+    `nginx -t` first; stopped with SIGTERM (fast shutdown: open WebSockets are not waited for)."""
+
+    program = package = "nginx"
 
     def __init__(self, directory: Path, upstreams: list[str], tls: dict[str, Path] | None = None):
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        super().__init__(directory)
         self.tls = tls
         self.conf = self.dir / "nginx.conf"
         self.conf.write_text(main_config(self.dir, site_config(upstreams, self.port, self.dir, tls)))
-        self.proc: subprocess.Popen | None = None
 
     @property
     def origin(self) -> str:
@@ -99,36 +96,22 @@ class NginxServer:
     def access_log(self) -> Path:
         return self.dir / "writer-hub.access.log"
 
-    def start(self, timeout: float = 10.0) -> "NginxServer":
-        binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-        if binary is None:
-            pytest.fail("nginx is not installed: run scripts/test (it installs Debian's nginx)")
+    def binary(self) -> str | None:
+        return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+    def check(self, binary: str) -> None:
         check = subprocess.run([binary, "-t", "-p", str(self.dir), "-c", str(self.conf), "-e", str(self.error_log)],
                                capture_output=True, text=True)  # fmt: skip
         assert check.returncode == 0, f"nginx -t refused the README's config:\n{check.stderr}\n{self.conf.read_text()}"
-        self.proc = subprocess.Popen(
-            [binary, "-p", str(self.dir), "-c", str(self.conf), "-e", str(self.error_log)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0, verify=trusting(self.tls and self.tls["ca"])) as client:
-            while True:
-                try:
-                    if client.get(f"{self.url}/health").status_code == 200:
-                        return self
-                except httpx.TransportError:
-                    pass
-                if self.proc.poll() is not None or time.monotonic() >= deadline:
-                    self.stop()
-                    raise RuntimeError(f"nginx on port {self.port} did not start\n{file_tail(self.error_log)}")
-                time.sleep(0.05)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # fast shutdown: open WebSockets are not waited for
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+    def argv(self, binary: str) -> list[str]:
+        return [binary, "-p", str(self.dir), "-c", str(self.conf), "-e", str(self.error_log)]
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1.0, verify=trusting(self.tls and self.tls["ca"])).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def tail(self, lines: int = 40) -> str:
+        return file_tail(self.error_log, lines)
