@@ -77,28 +77,22 @@ def test_the_quarantine_pages_like_the_data_reads(ingest_hub, unique):
         response = client.post(events_url(topic, "s"), content=body, headers={"Content-Type": "application/x-ndjson"})
         assert response.json() == {"successful_rows": 0, "quarantined_rows": 5}
         assert client.get(f"/topics/{topic}/streams").json() == []  # only bad lines: no stream made
-        lines, after = [], None
-        while True:
-            page = client.get(f"/topics/{topic}/quarantine", params={"limit": 2, **({"after": after} if after else {})})
-            assert page.status_code == 200
-            lines += [r["line"] for r in page.json()]
-            after = page.headers.get("X-Next-Cursor")
-            if after is None:
-                break
-        assert lines == [1, 2, 3, 4, 5]
+        def quarantined_lines(**params: str) -> list[int]:
+            """Every page of the quarantine, 2 rows at a time, following X-Next-Cursor."""
+            lines, after = [], None
+            while True:
+                page = client.get(f"/topics/{topic}/quarantine", params={"limit": 2, **params, **({"after": after} if after else {})})
+                assert page.status_code == 200
+                lines += [r["line"] for r in page.json()]
+                after = page.headers.get("X-Next-Cursor")
+                if after is None:
+                    return lines
+
+        assert quarantined_lines() == [1, 2, 3, 4, 5]
         assert client.get(f"/topics/{topic}/quarantine", params={"after": "nope"}).status_code == 400
 
         # order=desc: the newest first, and the cursor goes on to older rows
-        lines, after = [], None
-        while True:
-            params = {"limit": 2, "order": "desc", **({"after": after} if after else {})}
-            page = client.get(f"/topics/{topic}/quarantine", params=params)
-            assert page.status_code == 200
-            lines += [r["line"] for r in page.json()]
-            after = page.headers.get("X-Next-Cursor")
-            if after is None:
-                break
-        assert lines == [5, 4, 3, 2, 1]
+        assert quarantined_lines(order="desc") == [5, 4, 3, 2, 1]
         refused = client.get(f"/topics/{topic}/quarantine", params={"order": "newest"})
         assert refused.status_code == 400 and refused.json() == {"error": "order: expected 'asc' or 'desc', got 'newest'"}
 
