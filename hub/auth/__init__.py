@@ -6,5 +6,6 @@
     tokens.py         the plain tokens, by digest (and Event Hubs SAS signatures made with them)
     jwt_bearer.py     JWT bearer tokens (PyJWT): HS256, RS256, ES256; iss, aud, exp, nbf, scope/scp
     authenticator.py  a request's principal, and reloading the files on SIGHUP or when they change
+    hub_calls.py      the hubs' check: may this call use this topic (Unauthorized when not)
     generated.py      the hub's own admin token, kept in --data-dir
 """
