@@ -112,7 +112,11 @@ class TelemetryWriter:
 async def _make_streams(base_url: str) -> None:
     """10,000 streams across 100 topics, 16 requests at a time."""
     queue = list(range(STREAMS))
-    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {TEST_TOKEN}"}, timeout=30) as client:
+    # A connection the pool left idle is dropped before the hub's 5 s keep-alive timeout would close it
+    # under a request just being sent (the race that otherwise ends a PUT with ReadError, now and then).
+    limits = httpx.Limits(max_connections=16, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {TEST_TOKEN}"}, timeout=30,
+                                 limits=limits) as client:
         async def worker() -> None:
             while queue:
                 i = queue.pop()
