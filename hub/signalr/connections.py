@@ -181,10 +181,13 @@ class ConnectionRegistry:
     async def dispose(self, record: NegotiatedConnection, why: str, reason: CloseReason = CloseReason.NORMAL) -> None:
         """Forget a connection: its transport ends (a pending poll gets 204) and its hub is told."""
         self.forget(record)
-        if record.transport is not WebSocketTransport:  # uvicorn logs WebSocket closes; these have no other trace
-            transport = record.transport.name if record.transport is not None else "no transport"
-            log.info("connection %s (%s) closed: %s", record.log_id, transport, why)
         conn = record.hub_connection
+        if record.transport is not WebSocketTransport:
+            transport = record.transport.name if record.transport is not None else "no transport"
+            # Past its handshake, the hub's observer logs the close once at info (reason, duration):
+            # this line, why at the transport's level, is then debug; before it, it is the only trace.
+            level = logging.DEBUG if conn is not None and conn.protocol is not None else logging.INFO
+            log.log(level, "connection %s (%s) closed: %s", record.log_id, transport, why)
         if conn is not None:
             await conn.transport.close()
             conn.gone(reason)

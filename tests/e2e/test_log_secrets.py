@@ -221,3 +221,7 @@ def assert_json_lines(lines: list[str]) -> None:
         assert record["level"] == "info" and record["connection_id"] and record["user"].startswith("token:"), record
     assert {r["connection_id"] for r in closed} >= {r["connection_id"] for r in opened if r["transport"] == "WebSockets"}
     assert all(r["reason"] in ("normal", "error", "shutdown") and r["duration_ms"] >= 0 for r in closed), closed
+    # once each, at info: no other info line opens or closes a connection the hub's observer logged
+    for record in opened:
+        about = [r for r in records if r["level"] == "info" and f"connection {record['connection_id']} " in r["msg"]]
+        assert sum(" opened: " in r["msg"] for r in about) == 1 and sum(" closed" in r["msg"] for r in about) <= 1, about

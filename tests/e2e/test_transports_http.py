@@ -25,7 +25,7 @@ POLL_TIMEOUT = 1.5
 
 @pytest.fixture(scope="module")
 def _transports_hub(tmp_path_factory):
-    with module_hub(tmp_path_factory, "transports-hub", "--poll-timeout", str(POLL_TIMEOUT)) as hub:
+    with module_hub(tmp_path_factory, "transports-hub", "--poll-timeout", str(POLL_TIMEOUT), "--log-level", "debug") as hub:
         yield hub
 
 

@@ -21,7 +21,7 @@ TRANSPORTS = ["WebSockets", "ServerSentEvents", "LongPolling"]
 
 @pytest.fixture(scope="module")
 def _node_transports_hub(tmp_path_factory):
-    with module_hub(tmp_path_factory, "node-transports-hub", "--poll-timeout", "2") as hub:
+    with module_hub(tmp_path_factory, "node-transports-hub", "--poll-timeout", "2", "--log-level", "debug") as hub:
         yield hub
 
 

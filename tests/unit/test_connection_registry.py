@@ -30,6 +30,7 @@ class FakeHubConnection:
     def __init__(self, fails: bool = False) -> None:
         self.transport = FakeTransport(fails)
         self.call = CallContext("fake")
+        self.protocol = None  # not past its handshake: the registry's close line is its only trace
         self.is_gone = False
         self.reason: CloseReason | None = None
 
