@@ -12,7 +12,7 @@
     /openapi.json, /docs      the HTTP surface described, no auth              hub/http_api/openapi.py
     /health                   liveness, no auth
     /ready                    readiness: 503 while the store is unreachable    hub/http_api/ready.py
-    /whoami                   the token's user and scopes (any valid token)    hub/http_api/whoami.py
+    /whoami                   the token's user and scopes, open (nobody: null) hub/http_api/whoami.py
     /metrics                  Prometheus metrics (off: --no-metrics)           hub/metrics
 X-Idempotency-Key on every HTTP write (hub/http_api/idempotency.py); records kept in the store.
 Who may do what: hub/auth/ (tokens, the token file, JWTs, reload on SIGHUP or file change; the
@@ -107,7 +107,7 @@ def build_app(settings: Settings, tokens: list[str]) -> Starlette:
         *openapi.operations,
         *EventHubsMessages(source("eventhubs"), max_body_size=body).operations,
         ready_operation(store),
-        whoami_operation(),
+        whoami_operation(auth),
     ]
     http_operations = IdempotentWrites(store, max_body_size=body).apply(http_operations)
     metrics_routes: list[BaseRoute] = []  # GET /metrics: its own token, not the guard's

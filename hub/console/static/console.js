@@ -106,6 +106,11 @@ async function refreshWhoami() {
     if (error.message !== "unauthorized") $("whoami").textContent = `who: ${error.message}`;
     return;
   }
+  if (state.me.user === null) { // the hub does not know this token (or it expired)
+    state.me = null;
+    logout("The hub refused this token.");
+    return;
+  }
   $("whoami").textContent = `${state.me.user} · ${state.me.scopes.join(" ")}`;
   renderSendPermission();
   renderStreams();
