@@ -15,9 +15,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import MutableSet
+from collections.abc import Callable, MutableSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .close_reason import CloseReason
 from .transports.base import Transport
@@ -36,9 +36,9 @@ class Expiry:
     Bound: one timer per live connection whose user expires; each is cancelled when the
     connection is forgotten, so a closed connection is never held until its token's exp."""
 
-    def __init__(self) -> None:
+    def __init__(self, close: Callable[..., None]):
         self._timers: dict[HubConnection, asyncio.TimerHandle] = {}
-        self._closing: set[asyncio.Task] = set()
+        self._close = close  # ConnectionRegistry.close_soon: it skips a connection already gone
 
     def watch(self, conn: HubConnection) -> None:
         user = conn.call.principal
@@ -55,11 +55,7 @@ class Expiry:
 
     def _expire(self, conn: HubConnection) -> None:
         self._timers.pop(conn, None)
-        if conn.closed.is_set():
-            return
-        task = asyncio.ensure_future(conn.close(EXPIRED, allow_reconnect=True, reason=CloseReason.TOKEN_EXPIRED))
-        self._closing.add(task)  # referenced until done, or the loop may collect it
-        task.add_done_callback(self._closing.discard)
+        self._close(conn, EXPIRED, allow_reconnect=True, reason=CloseReason.TOKEN_EXPIRED)
 
 
 class ConnectionSlots:
@@ -137,7 +133,8 @@ class ConnectionRegistry:
         self.slots = slots if slots is not None else ConnectionSlots(2**31)
         self.live: MutableSet[HubConnection] = live if live is not None else set()
         self._sweeper: asyncio.Task | None = None
-        self.expiry = Expiry()
+        self.expiry = Expiry(self.close_soon)
+        self._closing: set[asyncio.Task] = set()  # the Closes close_soon started, until written
 
     def create(self, user: str | None, version: int) -> NegotiatedConnection | None:
         """A new connection, holding a slot until it is removed; None when no slot is free."""
@@ -170,6 +167,22 @@ class ConnectionRegistry:
         if record.hub_connection is not None:
             self.live.discard(record.hub_connection)
             self.expiry.forget(record.hub_connection)
+
+    def close_soon(self, conn: HubConnection, error: str, *, allow_reconnect: bool, reason: CloseReason) -> None:
+        """Close a live connection with a Close carrying `error`, written in the background (one
+        still open, not one already gone)."""
+        if conn.closed.is_set():
+            return
+        task = asyncio.ensure_future(conn.close(error, allow_reconnect=allow_reconnect, reason=reason))
+        self._closing.add(task)  # referenced until done, or the loop may collect it
+        task.add_done_callback(self._closing.discard)
+
+    def close_where(self, which: Callable[[Any], bool], error: str, reason: CloseReason) -> int:
+        """close_soon (no reconnect) every live connection whose user `which` picks; how many."""
+        chosen = [c for c in self.live if not c.closed.is_set() and which(c.call.principal)]
+        for conn in chosen:
+            self.close_soon(conn, error, allow_reconnect=False, reason=reason)
+        return len(chosen)
 
     def expire(self, now: float) -> list[NegotiatedConnection]:
         """Remove and return the connections idle (no transport request) for the disconnect timeout."""

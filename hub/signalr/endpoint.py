@@ -69,7 +69,6 @@ class HubEndpoint:
         # The keep-alive ticks the connections the registry starts, until it forgets them.
         self.registry = ConnectionRegistry(options.disconnect_timeout, slots, live=self.keepalive.connections)
         self.stopping = False
-        self._closing: set[asyncio.Task] = set()
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -105,12 +104,7 @@ class HubEndpoint:
     def close_connections(self, which: Callable[[User | None], bool], error: str, reason: CloseReason) -> int:
         """Close (no reconnect) every connection whose user `which` picks, e.g. those of a revoked
         token; returns how many. The Closes are written in the background."""
-        chosen = [c for c in self.registry.live if not c.closed.is_set() and which(c.call.principal)]
-        for conn in chosen:
-            task = asyncio.ensure_future(conn.close(error, allow_reconnect=False, reason=reason))
-            self._closing.add(task)  # referenced until done, or the loop may collect it
-            task.add_done_callback(self._closing.discard)
-        return len(chosen)
+        return self.registry.close_where(which, error, reason)
 
     # --- negotiate -----------------------------------------------------------------------------------
 
