@@ -110,6 +110,10 @@ class JwtVerifier:
         self.keys = keys
         self._verified: dict[str, _Verified] = {}
 
+    def __len__(self) -> int:
+        """How many verified tokens are remembered (at most VERIFIED_BOUND)."""
+        return len(self._verified)
+
     def replace(self, keys: JwtKeys) -> None:
         self.keys = keys
         self._verified.clear()

@@ -48,6 +48,10 @@ class Expiry:
         delay = max(0.0, expires_at - time.time())
         self._timers[conn] = asyncio.get_running_loop().call_later(delay, self._expire, conn)
 
+    def __len__(self) -> int:
+        """The timers held: one per live connection whose user expires."""
+        return len(self._timers)
+
     def forget(self, conn: HubConnection) -> None:
         timer = self._timers.pop(conn, None)
         if timer is not None:

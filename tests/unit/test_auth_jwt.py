@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from hub.auth.authenticator import AuthConfig, AuthError, Authenticator
+from hub.auth import jwt_bearer
 from hub.auth.jwt_bearer import NBF_LEEWAY
 from hub.auth.scopes import Action
 
@@ -231,3 +232,15 @@ def test_unusable_keys_stop_the_start(tmp_path: Path) -> None:
     ):
         with pytest.raises(AuthError, match=why):
             Authenticator(config)
+
+
+def test_verified_tokens_are_remembered_up_to_the_bound_then_forgotten_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jwt_bearer, "VERIFIED_BOUND", 3)
+    auth = hs256()
+    tokens = [jwt.encode(claims(sub=f"d{n}"), SECRET, algorithm="HS256") for n in range(7)]
+    for n, token in enumerate(tokens):
+        assert auth.principal_for(token).name == f"jwt:d{n}"
+        assert 1 <= len(auth.jwt) <= 3
+    assert all(auth.principal_for(t) is not None for t in tokens)  # forgotten ones verify again
+    assert auth.principal_for(jwt.encode(claims(), "x" * 64, algorithm="HS256")) is None
+    assert len(auth.jwt) <= 3  # refused tokens are not remembered

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from hub.signalr.call import CallContext
 from hub.signalr.close_reason import CloseReason
 from hub.signalr.connections import ConnectionRegistry, ConnectionSlots
 from hub.signalr.transports.long_polling import LongPollingTransport
 from hub.signalr.transports.websocket import WebSocketTransport
+from hub.signalr.user import NamedUser
 
 
 class FakeTransport:
@@ -163,3 +165,18 @@ async def test_the_sweeper_disposes_of_idle_connections_and_survives_a_failing_o
     messages = [r.getMessage() for r in caplog.records]
     assert f"disposing connection {failing.log_id} failed" in messages
     assert f"connection {fine.log_id} (no transport) closed: no transport request for 0.05 s" in messages
+
+
+async def test_an_expiry_timer_lives_only_as_long_as_its_connection() -> None:
+    """Bound of connections.Expiry: one timer per live connection whose user expires; a connection
+    forgotten before its credential's exp leaves none behind (nor is closed at that exp)."""
+    registry = ConnectionRegistry(15.0)
+    expiring, lasting = FakeHubConnection(), FakeHubConnection()
+    expiring.call = CallContext("e", "jwt:d", NamedUser("jwt:d", expires_at=time.time() + 3600))
+    lasting.call = CallContext("l", "token:x", NamedUser("token:x"))
+    records = [registry.create(c.call.user, 1) for c in (expiring, lasting)]
+    for record, conn in zip(records, (expiring, lasting)):
+        registry.started(record, conn)  # type: ignore[arg-type]
+    assert len(registry.expiry) == 1  # a user that never expires needs no timer
+    registry.forget(records[0])
+    assert len(registry.expiry) == 0
