@@ -16,8 +16,8 @@ NDJSON (1,000-event bodies, 4 connections, one stream), then each round, alterna
 - `signalr`: a StreamInvocation of ReadEventData(topic, stream, null, false) over a raw JSON
   WebSocket, counting StreamItems to the Completion.
 events/s (wall) and per server CPU-second (the floor's own CPU time) are reported, medians.
-The floor reads the events table of schema version 2 (a row per event); a store with another layout
-needs its own floor.
+The floor reads the store's blocks (schema version 3: a row per stream and transaction, the events
+as one JSON array); a store with another layout needs its own floor.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ async def read_http(url: str, token: str, server_pids: list[int], limit: int = P
 
 
 def read_floor(db_path: str, limit: int = PAGE) -> dict:
-    """The floor, on the server's core: SELECT a page, make the rows the same dicts, dump them."""
+    """The floor, on the server's core: SELECT the stream's blocks in order, make their events the
+    same dicts, dump them a page of `limit` at a time."""
     own = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {int(c) for c in servers.SERVER_CPUS.split(",")})
     gc.disable()  # a floor pays no collector: its rows make no cycles (the hub raises its threshold instead)
@@ -109,28 +110,29 @@ def read_floor(db_path: str, limit: int = PAGE) -> dict:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         loads, dumps = orjson.loads, orjson.dumps
         events = pages = 0
-        first = b""
+        first_page = b""
         wall0, cpu0 = time.perf_counter(), time.process_time()
         key = conn.execute("SELECT key FROM streams WHERE topic = ? AND stream_id = ?", (TOPIC, STREAM)).fetchone()[0]
-        after = 0
-        while True:
-            rows = conn.execute("SELECT seq, id, timestamp, value, tags FROM events WHERE stream = ? AND seq > ?"
-                                " ORDER BY seq LIMIT ?", (key, after, limit + 1)).fetchall()
-            page = rows[:limit]
-            body = dumps([{"id": id, "timestamp": ts, "value": value, "tags": loads(tags) if tags else {}}
-                          for _, id, ts, value, tags in page])
-            first = first or body
-            events += len(page)
+        pending: list = []  # the events of the page being made
+        for _, first, data in conn.execute("SELECT seq, first, data FROM event_blocks WHERE stream = ? ORDER BY seq", (key,)):
+            pending += loads(data)[first:]  # the store's blocks (hub/streams/store/sqlite/blocks.py)
+            while len(pending) >= limit:
+                page, pending = pending[:limit], pending[limit:]
+                body = dumps([{"id": id, "timestamp": ts, "value": value, "tags": tags or {}} for ts, id, value, tags in page])
+                first_page = first_page or body
+                events += len(page)
+                pages += 1
+        if pending or not pages:
+            body = dumps([{"id": id, "timestamp": ts, "value": value, "tags": tags or {}} for ts, id, value, tags in pending])
+            first_page = first_page or body
+            events += len(pending)
             pages += 1
-            if len(rows) <= limit:
-                break
-            after = page[-1][0]
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         conn.close()
     finally:
         gc.enable()
         os.sched_setaffinity(0, own)
-    return _rates("floor", events, pages, wall, round(cpu / wall, 3), first_page=first)
+    return _rates("floor", events, pages, wall, round(cpu / wall, 3), first_page=first_page)
 
 
 async def read_signalr(url: str, token: str, server_pids: list[int]) -> dict:

@@ -12,7 +12,10 @@ flight, what one group commit sees under bench's load) go into one transaction, 
 - `per_commit`: one executemany of every row of the transaction;
 - `per_write`: one executemany a write (what a store that inserts each write alone cannot beat);
 - `multi_row`: every row of the transaction in multi-row `INSERT … VALUES (…),(…)` statements of at
-  most 256 rows (as the store writes them): the floor, the cheapest of the three per row.
+  most 256 rows (as the store wrote them up to schema version 2): the cheapest of the three per row;
+- `blocks`: the layout of schema version 3 (hub/streams/store/sqlite/blocks.py): a row per stream
+  and transaction, its events as one JSON array `[timestamp, id, value, tags]` with the lowest and
+  highest timestamp, in one multi-row INSERT. The floor of the store as it is now.
 Reports CPU µs per event (process CPU time, so sqlite's own work and the fsync's system time count)
 and events/s (wall), medians over the rounds; the ceiling a store implies at a given hub cost is
 1 / (hub CPU µs/event + floor µs/event). Prints one JSON line.
@@ -48,6 +51,19 @@ CREATE TABLE events (
 CREATE INDEX events_by_stream ON events (stream);
 """
 INSERT = "INSERT INTO events (stream, timestamp, id, value, tags) VALUES (?, ?, ?, ?, ?)"
+# The hub's event blocks (schema version 3), copied likewise.
+BLOCKS_TABLE = """
+CREATE TABLE event_blocks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    first INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL,
+    low INTEGER NOT NULL,
+    high INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX event_blocks_by_stream ON event_blocks (stream);
+"""
 MAX_ROWS_PER_INSERT = 256
 
 
@@ -63,8 +79,21 @@ def open_file(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.executescript(EVENTS_TABLE)
+    conn.executescript(EVENTS_TABLE + BLOCKS_TABLE)
     return conn
+
+
+def insert_blocks(conn: sqlite3.Connection, writes: list[tuple[int, list[dict]]]) -> None:
+    """A transaction's writes as the store keeps them: a block per stream, one INSERT."""
+    by_stream: dict[int, list[list]] = {}
+    for stream, events in writes:
+        by_stream.setdefault(stream, []).extend([e["timestamp"], e["id"], e["value"], e["tags"] or None] for e in events)
+    values = []
+    for stream, items in by_stream.items():
+        stamps = [item[0] for item in items]
+        values += (stream, len(items), min(stamps), max(stamps), orjson.dumps(items))
+    conn.execute("INSERT INTO event_blocks (stream, count, low, high, data) VALUES "
+                 + ", ".join(["(?, ?, ?, ?, ?)"] * len(by_stream)), values)
 
 
 def rows_of(stream: int, events: list[dict]) -> list[tuple]:
@@ -91,6 +120,8 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
                 conn.executemany(INSERT, [row for stream, evs in writes for row in rows_of(stream, evs)])
             elif variant == "multi_row":
                 insert_rows(conn, [row for stream, evs in writes for row in rows_of(stream, evs)])
+            elif variant == "blocks":
+                insert_blocks(conn, writes)
             else:
                 for stream, evs in writes:
                     conn.executemany(INSERT, rows_of(stream, evs))
@@ -100,6 +131,7 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
     finally:
         gc.enable()
     stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    stored += conn.execute("SELECT coalesce(sum(count), 0) FROM event_blocks").fetchone()[0]
     conn.close()
     n = commits * writes_per_commit * batch
     if stored != n:  # a floor that dropped rows would look cheap
@@ -115,7 +147,7 @@ def run(variant: str, batch: int, writes_per_commit: int, streams: int, seconds:
 def measure(batches=(1, 10), rounds: int = 3, seconds: float = 3.0, writes_per_commit: int = 200,
             streams: int = 4, log=None) -> dict:
     """Every (variant, batch) case `rounds` times, alternating the order; medians."""
-    cases = [(v, b) for b in batches for v in ("multi_row", "per_commit", "per_write")]
+    cases = [(v, b) for b in batches for v in ("blocks", "multi_row", "per_commit", "per_write")]
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-floor-") as folder:
         for r in range(rounds):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ import pytest
 
 from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
 from hub.streams.store import SqliteStore, StoreUnavailable
+from hub.streams.store.sqlite import schema
 
 T, S = "telemetry", "car-1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,17 +66,18 @@ async def test_restart_recovers_everything(tmp_path: Path) -> None:
 async def test_an_awaited_write_is_visible_from_a_fresh_connection(store: SqliteStore) -> None:
     await store.append_events(T, S, [Event("a", 1), Event("b", 2)])
     with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT id FROM events ORDER BY seq").fetchall() == [("a",), ("b",)]
+        [(data,)] = conn.execute("SELECT data FROM event_blocks").fetchall()  # one write, one block
+        assert [item[1] for item in json.loads(data)] == ["a", "b"]
         assert conn.execute("SELECT events FROM streams").fetchone() == (2,)
 
 
 async def test_a_failing_operation_fails_alone(store: SqliteStore) -> None:
-    # Validation refuses lone surrogates; written directly, sqlite cannot encode them.
+    # Validation refuses lone surrogates; written directly, they cannot be encoded as UTF-8.
     good = store.append_events(T, S, [Event("before", 1)])
     bad = store.append_events(T, S, [Event("fine", 2), Event("\ud800", 3)])
     also_good = store.append_events(T, S, [Event("after", 4)])
     assert await good == 1
-    with pytest.raises(UnicodeEncodeError):
+    with pytest.raises(TypeError, match="surrogates"):
         await bad
     assert await also_good == 1
     page = await store.read_events(T, S)
@@ -101,7 +104,7 @@ async def test_a_failed_commit_fails_the_whole_transaction(store: SqliteStore, m
 
 
 async def test_a_failed_first_write_to_a_stream_leaves_no_stream_behind(store: SqliteStore) -> None:
-    with pytest.raises(UnicodeEncodeError):
+    with pytest.raises(TypeError, match="surrogates"):
         await store.append_events(T, "new", [Event("\ud800", 1)])  # creates the stream, then fails
     assert await store.get_stream(T, "new") is None
     assert await store.append_events(T, "new", [Event("ok", 2)]) == 1
@@ -235,11 +238,56 @@ async def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     await store.start()
     try:
         page = await store.read_events("t", "s", ReadWindow(limit=1))
-        assert [e.id for e in page.items] == ["a"] and page.next_cursor == "7"
+        assert [e.id for e in page.items] == ["a"] and page.next_cursor == "7-0"
         await store.append_events("t", "s", [Event("c", 12)])
+        # a cursor of the old file (the row's seq) continues after that row
         assert [e.id for e in (await store.read_events("t", "s", ReadWindow(after="7"))).items] == ["b", "c"]
+        assert [e.to_json() for e in (await store.read_events("t", "s", ReadWindow(after="7-0"))).items][0] == {
+            "id": "b", "timestamp": 11, "value": "v", "tags": {"k": "x"}}
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
-        assert conn.execute("SELECT seq FROM events ORDER BY seq").fetchall() == [(7,), (9,), (10,)]
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("SELECT seq FROM event_blocks ORDER BY seq").fetchall() == [(7,), (9,), (10,)]
+
+
+async def test_a_version_2_file_is_migrated_to_blocks(tmp_path: Path) -> None:
+    """Version 2 kept a row per item. Each becomes a block of one with its seq, so that old cursors
+    still continue where they did, and the sequences carry over: a seq handed out before (even of a
+    row retention deleted since) is never given again."""
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(schema.SCHEMA.split("CREATE TABLE IF NOT EXISTS event_blocks")[0] + schema.DATA_TABLES_2)
+        conn.executescript(
+            """
+            INSERT INTO streams (key, topic, stream_id, events, parameter_rows) VALUES (1, 't', 's', 3, 2);
+            INSERT INTO events (seq, stream, timestamp, id, value, tags)
+                VALUES (3, 1, 10, 'a', NULL, NULL), (5, 1, 11, 'b', 'v', '{"k":"x"}'), (20, 1, 9, 'gone', 'x', NULL);
+            DELETE FROM events WHERE seq = 20;
+            INSERT INTO parameter_rows (seq, stream, timestamp, row_values)
+                VALUES (4, 1, 10, '{"n":{"x":1.5}}'), (6, 1, 12, '{"n":{"x":null},"s":{"g":"b"}}');
+            PRAGMA user_version = 2;
+            """
+        )
+    store = SqliteStore(str(path))
+    await store.start()
+    try:
+        page = await store.read_events("t", "s")
+        assert [e.to_json() for e in page.items] == [
+            {"id": "a", "timestamp": 10, "value": None, "tags": {}},
+            {"id": "b", "timestamp": 11, "value": "v", "tags": {"k": "x"}},
+        ]
+        assert [e.id for e in (await store.read_events("t", "s", ReadWindow(after="3"))).items] == ["b"]
+        [rows] = (await store.read_parameter_data("t", "s")).items
+        assert rows.to_json() == ParameterData([10, 12], {"x": [1.5, None]}, {"g": [None, "b"]}).to_json()
+        [rows] = (await store.read_parameter_data("t", "s", ReadWindow(after="4"))).items
+        assert rows.timestamps == [12]
+        await store.append_events("t", "s", [Event("c", 12)])
+        page = await store.read_events("t", "s", ReadWindow(after="5"))
+        assert [e.id for e in page.items] == ["c"] and page.last_cursor == "21-0"  # after the deleted 20
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"events", "parameter_rows"}.isdisjoint(tables)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+import orjson
 import pytest
 
 from bench import sqlite_floor
@@ -48,7 +49,7 @@ def test_throughput_runs_the_stores_beside_memory_and_the_floor(capsys):
 
 def test_sqlite_floor_commits_rows_per_write_per_commit_and_in_multi_row_inserts():
     result = sqlite_floor.measure(batches=(1, 10), rounds=1, seconds=0.05, writes_per_commit=20)  # raises if rows are missing
-    variants = ("multi_row", "per_commit", "per_write")
+    variants = ("blocks", "multi_row", "per_commit", "per_write")
     assert set(result["cases"]) == {f"{v}/b{b}" for v in variants for b in (1, 10)}
     assert all(case["events_per_s"] > 0 and case["cpu_us_per_event"] > 0 for case in result["cases"].values())
 
@@ -58,6 +59,17 @@ def test_multi_row_inserts_store_every_row_in_order(tmp_path):
     rows = [(i % 3, i, f"e{i}", None, None) for i in range(600)]  # 256 + 256 + 88
     sqlite_floor.insert_rows(conn, rows)
     assert conn.execute("SELECT stream, timestamp, id, value, tags FROM events ORDER BY seq").fetchall() == rows
+
+
+def test_blocks_store_every_event_of_a_stream_in_one_row(tmp_path):
+    conn = sqlite_floor.open_file(str(tmp_path / "floor.db"))
+    events = [{"timestamp": 10 - i, "id": f"e{i}", "value": None, "tags": {"k": "v"} if i % 2 else {}} for i in range(5)]
+    sqlite_floor.insert_blocks(conn, [(1, events[:2]), (2, events[2:3]), (1, events[3:])])
+    rows = conn.execute("SELECT stream, count, low, high, data FROM event_blocks ORDER BY seq").fetchall()
+    assert [(stream, count, low, high, orjson.loads(data)) for stream, count, low, high, data in rows] == [
+        (1, 4, 6, 10, [[10, "e0", None, None], [9, "e1", None, {"k": "v"}], [7, "e3", None, {"k": "v"}], [6, "e4", None, None]]),
+        (2, 1, 8, 8, [[8, "e2", None, None]]),
+    ]
 
 
 def test_readback_pages_through_the_stream_and_matches_the_floor_byte_for_byte(capsys):

@@ -1,91 +1,136 @@
-"""Data writes (events, parameter rows) as the sqlite writer applies them: not one by one, but the
-consecutive data writes of a transaction together, so that their cost is paid per transaction:
+"""Data writes (events, parameter rows) as the sqlite writer applies them, and the blocks they are
+kept in.
 
-- the rows of all of them go in together, in call order, so each row gets the seq it would have got
-  alone (the writer thread is the file's only writer: a table's new seqs are consecutive, and one
-  `last_insert_rowid()` after the insert gives them all). They go in as multi-row INSERTs of up to
-  MAX_ROWS_PER_INSERT rows, not an `executemany`: one statement for many rows halves sqlite's CPU a
-  row (one AUTOINCREMENT update a statement; figures in bench/RESULTS.md);
-- each stream's counters are updated once (`touch`, summed), not once per write.
+A block is one row of `event_blocks` or `parameter_blocks`: items of one stream, in arrival order, as
+one JSON array (blocks.py). The consecutive data writes of a transaction to a stream share one block
+(up to MAX_BLOCK_ITEMS items), so what the database pays per row (a B-tree insert, its index entry,
+binding each column) is paid per stream and transaction, not per event. Per transaction, then:
+
+- each stream's writes are appended to its open block, in call order; the blocks go in as multi-row
+  INSERTs, and one `last_insert_rowid()` gives every block its seq (the writer thread is the file's
+  only writer: a table's new seqs are consecutive);
+- each stream's counters are updated once (`touch_many`), not once per write.
 
 A write that makes or reopens a stream is flushed at once with those before it, so the stream state
 it publishes is the one right after it, as if written alone. Anything else that reads or deletes
-these rows (another operation, a count trim) runs after a `flush`: its owner calls it first.
+these rows (another operation, a count trim) runs after a `flush`: its owner calls it first. After a
+flush a stream's next write starts a new block: a stored block is never appended to.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 from ...models import Event, ParameterData, StreamInfo
-from ..encoding import dumps_text
+from ..broadcast import Change, ChangeBroadcast, ChangeKind
+from ..encoding import dumps
 from ..parameter_rows import split_rows
+from .blocks import MAX_BLOCK_ITEMS, block_cursor
+from .group_commit import AfterCommit
 from .streams_table import OpenStreamKeys, read_info, touch_many
 
-#: Rows one INSERT statement carries at most. A flush of n rows runs n // MAX_ROWS_PER_INSERT full
-#: statements, then one for each power of two in the rest: at most 9 statement texts a table, which
-#: sqlite3's statement cache keeps prepared (256 rows × 5 columns is far below sqlite's variable limit).
-MAX_ROWS_PER_INSERT = 256
+#: Blocks one INSERT statement carries at most. A flush of n blocks runs n // MAX_BLOCKS_PER_INSERT
+#: full statements, then one for each power of two in the rest: at most 7 statement texts a table,
+#: which sqlite3's statement cache keeps prepared (64 rows x 5 columns is far below sqlite's limit).
+MAX_BLOCKS_PER_INSERT = 64
 
-_EVENT_COLUMNS = "events (stream, timestamp, id, value, tags)"
-_PARAMETER_COLUMNS = "parameter_rows (stream, timestamp, row_values)"
+_TABLES = ("event_blocks (stream, count, low, high, data)", "parameter_blocks (stream, count, low, high, data)")
+_EVENTS, _PARAMETERS = 0, 1
 
 
 @dataclass(slots=True, eq=False)
-class DataWrite:
-    """Events (`events`) or parameter rows (`parameter_data`) appended to one stream at `now`. The
-    writer fills in `last` (the seq of its last row) and `info` (the stream's state, when this write
-    made or reopened it)."""
+class _Block:
+    """A block being filled in this transaction: its stream, items, timestamps' range; its seq once
+    inserted."""
+
+    key: int
+    items: list[Any] = field(default_factory=list)
+    low: int = 0
+    high: int = 0
+    seq: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class DataWrite(AfterCommit):
+    """Events (`events`) or parameter rows (`parameter_data`) appended to one stream at `now`. Its
+    own result once committed (`settle`: publish it on `feed`, then answer its count). The writer
+    fills in `placed` (where its items went: (block, first index, how many)) and `info` (the stream's
+    state, when this write made or reopened it)."""
 
     topic: str
     stream_id: str
     now: float
+    feed: ChangeBroadcast
     events: list[Event] | None = None
     parameter_data: ParameterData | None = None
-    last: int = 0
+    placed: list[tuple[_Block, int, int]] = field(default_factory=list)
     info: StreamInfo | None = None
 
     @property
     def count(self) -> int:
         return len(self.events) if self.events is not None else self.parameter_data.rows  # type: ignore[union-attr]
 
+    def settle(self) -> int:
+        """On the loop, after the commit: the stream's new state (made or reopened), then the data."""
+        feed = self.feed
+        if feed.count and feed.wants(self.topic, self.stream_id):
+            self._publish(feed)
+        return self.count
+
+    def cursors(self) -> list[str]:
+        return [block_cursor(block.seq, i) for block, first, n in self.placed for i in range(first, first + n)]
+
+    def _publish(self, feed: ChangeBroadcast) -> None:
+        topic, stream_id = self.topic, self.stream_id
+        if self.info is not None:
+            feed.publish(Change(ChangeKind.STREAM, topic, stream_id, info=self.info))
+        if self.count:
+            cursors = self.cursors()
+            if self.events is not None:
+                feed.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(self.events), cursors=cursors))
+            else:
+                data = self.parameter_data
+                feed.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=data, cursors=cursors))
+
 
 class DataWriteBatch:
     """The data writes of one transaction not yet in the database (writer thread). `add` takes them
-    in call order; `flush` inserts them and counts them. Nothing is kept after a flush, so a rollback
-    leaves nothing here to forget."""
+    in call order; `flush` inserts their blocks and counts them. Nothing is kept after a flush, so a
+    rollback leaves nothing here to forget."""
 
     def __init__(self, open_streams: OpenStreamKeys):
         self.open_streams = open_streams
-        self._event_rows: list[tuple[Any, ...]] = []
-        self._parameter_rows: list[tuple[Any, ...]] = []
-        self._event_writes: list[DataWrite] = []
-        self._parameter_writes: list[DataWrite] = []
+        self._open: tuple[dict[int, _Block], dict[int, _Block]] = ({}, {})  # by stream key, a table each
+        self._new: tuple[list[_Block], list[_Block]] = ([], [])  # to insert, in the order they were begun
         # stream key -> [events, rows, lowest timestamp, highest timestamp, time of the last write]
         self._counters: dict[int, list[Any]] = {}
 
     def add(self, conn: sqlite3.Connection, write: DataWrite) -> int:
         """Take `write`; its stream's key (made now if new)."""
+        if write.placed:  # applied before in a transaction that was rolled back: placed anew
+            write.placed, write.info = [], None
         key, changed = self.open_streams.key_for_data_write(conn, write.topic, write.stream_id)
         events = write.events
         if events is not None:
-            self._event_rows += [
-                (key, e.timestamp, e.id, e.value, dumps_text(e.tags) if e.tags else None) for e in events
-            ]
-            self._event_writes.append(write)
-            timestamps: list[int] = [e.timestamp for e in events]
-            n_events, n_rows = len(events), 0
+            items: list[Any] = [[e.timestamp, e.id, e.value, e.tags or None] for e in events]
+            table, n_events, n_rows = _EVENTS, len(items), 0
         else:
             data = write.parameter_data
             assert data is not None
-            self._parameter_rows += [(key, ts, dumps_text(values)) for ts, values in split_rows(data)]
-            self._parameter_writes.append(write)
-            timestamps = data.timestamps
-            n_events, n_rows = 0, data.rows
-        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
+            items = [[ts, values] for ts, values in split_rows(data)]
+            table, n_events, n_rows = _PARAMETERS, 0, data.rows
+        if items:
+            if len(items) == 1:
+                low = high = items[0][0]
+            else:
+                timestamps = [item[0] for item in items]
+                low, high = min(timestamps), max(timestamps)
+            self._place(table, key, items, low, high, write)
+        else:
+            low = high = None
         counter = self._counters.get(key)
         if counter is None:
             self._counters[key] = [n_events, n_rows, low, high, write.now]
@@ -101,40 +146,62 @@ class DataWriteBatch:
             write.info = read_info(conn, key)
         return key
 
+    def _place(self, table: int, key: int, items: list[Any], low: int, high: int, write: DataWrite) -> None:
+        """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS."""
+        open_blocks = self._open[table]
+        block = open_blocks.get(key)
+        if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # the usual case
+            write.placed.append((block, len(block.items), len(items)))
+            block.items += items
+            if low < block.low:
+                block.low = low
+            if high > block.high:
+                block.high = high
+            return
+        start = 0
+        while start < len(items):
+            if block is None or len(block.items) >= MAX_BLOCK_ITEMS:
+                block = open_blocks[key] = _Block(key, low=items[start][0], high=items[start][0])
+                self._new[table].append(block)
+            part = items[start : start + MAX_BLOCK_ITEMS - len(block.items)]
+            write.placed.append((block, len(block.items), len(part)))
+            block.items += part
+            stamps = [item[0] for item in part]
+            block.low, block.high = min(block.low, *stamps), max(block.high, *stamps)
+            start += len(part)
+
     def flush(self, conn: sqlite3.Connection) -> None:
-        """Insert the rows taken so far, set each write's `last`, update each stream's counters once."""
-        if self._event_writes:
-            _insert(conn, _EVENT_COLUMNS, self._event_rows, self._event_writes)
-            self._event_rows, self._event_writes = [], []
-        if self._parameter_writes:
-            _insert(conn, _PARAMETER_COLUMNS, self._parameter_rows, self._parameter_writes)
-            self._parameter_rows, self._parameter_writes = [], []
+        """Insert the blocks begun so far (their writes' `placed` then carry their seqs), update each
+        stream's counters once."""
+        for table in (_EVENTS, _PARAMETERS):
+            blocks = self._new[table]
+            if blocks:
+                _insert(conn, table, blocks)
+                self._new[table].clear()
+                self._open[table].clear()
         if self._counters:
             touch_many(conn, self._counters.items())
             self._counters = {}
 
 
-def _insert(conn: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]], writes: list[DataWrite]) -> None:
-    if not rows:
-        return  # writes of nothing: no seq to give (their `last` is not read)
-    width = len(rows[0])
-    values = list(chain.from_iterable(rows))
+def _insert(conn: sqlite3.Connection, table: int, blocks: list[_Block]) -> None:
+    values = list(chain.from_iterable((b.key, len(b.items), b.low, b.high, dumps(b.items)) for b in blocks))
     start = 0
-    for size in _statement_sizes(len(rows)):
-        end = start + size * width
-        conn.execute(_insert_sql(table, size, width), values[start:end])
+    for size in _statement_sizes(len(blocks)):
+        end = start + size * 5
+        conn.execute(_insert_sql(table, size), values[start:end])
         start = end
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-    for write in reversed(writes):  # consecutive seqs, in call order: count back from the last
-        write.last = last
-        last -= write.count
+    for block in reversed(blocks):  # consecutive seqs, in the order begun: count back from the last
+        block.seq = last
+        last -= 1
 
 
 def _statement_sizes(rows: int) -> list[int]:
-    """How many rows each INSERT of a flush of `rows` rows carries (see MAX_ROWS_PER_INSERT)."""
-    full, rest = divmod(rows, MAX_ROWS_PER_INSERT)
-    sizes = [MAX_ROWS_PER_INSERT] * full
-    bit = MAX_ROWS_PER_INSERT // 2
+    """How many blocks each INSERT of a flush of `rows` blocks carries (see MAX_BLOCKS_PER_INSERT)."""
+    full, rest = divmod(rows, MAX_BLOCKS_PER_INSERT)
+    sizes = [MAX_BLOCKS_PER_INSERT] * full
+    bit = MAX_BLOCKS_PER_INSERT // 2
     while bit:
         if rest & bit:
             sizes.append(bit)
@@ -142,12 +209,11 @@ def _statement_sizes(rows: int) -> list[int]:
     return sizes
 
 
-_INSERT_SQL: dict[tuple[str, int], str] = {}  # at most 2 tables × 9 sizes (MAX_ROWS_PER_INSERT)
+_INSERT_SQL: dict[tuple[int, int], str] = {}  # at most 2 tables x 7 sizes (MAX_BLOCKS_PER_INSERT)
 
 
-def _insert_sql(table: str, size: int, width: int) -> str:
+def _insert_sql(table: int, size: int) -> str:
     sql = _INSERT_SQL.get((table, size))
     if sql is None:
-        row = "(" + ", ".join("?" * width) + ")"
-        sql = _INSERT_SQL[(table, size)] = f"INSERT INTO {table} VALUES " + ", ".join([row] * size)
+        sql = _INSERT_SQL[(table, size)] = f"INSERT INTO {_TABLES[table]} VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * size)
     return sql

@@ -5,8 +5,9 @@ all of them: throughput grows with the writes in flight instead of being capped 
 The writer knows nothing of what a write is. Its owner queues opaque writes with `submit` (from an
 event loop; the queue order is the call order) and supplies `apply(conn, writes) -> results`, which
 runs them in order inside the transaction the writer began. Then:
-- `apply` returned and COMMIT succeeded: each write's future resolves to its result, on its own event
-  loop (thread-safely, one wake-up per loop and batch), in queue order;
+- `apply` returned and COMMIT succeeded: each write's future resolves to its result (or, for an
+  `AfterCommit` result, to what its `settle()` returns), on its own event loop (thread-safely, one
+  wake-up per loop and batch), in queue order;
 - `apply` raised: the transaction is rolled back and the batch is done again one write a transaction,
   so a bad write fails alone (its future gets what `apply` raised) while the others commit;
 - BEGIN or COMMIT failed: the transaction is rolled back and every write of it fails with
@@ -33,22 +34,32 @@ log = logging.getLogger("hub.store")
 
 
 
-@dataclass(slots=True)
 class AfterCommit:
-    """What `apply` returns for a write whose caller must not hear of it before `run` has run: `run`
-    is called on the write's event loop once its transaction is committed, then the write's future
-    resolves to `result`."""
+    """What `apply` returns for a write whose caller must not hear of it before some work has run:
+    once its transaction is committed, `settle()` is called on the write's event loop and the write's
+    future resolves to what it returns. A base class, so that a write can be its own result (the
+    store's data writes are: no object more a write)."""
+
+    __slots__ = ()
+
+    def settle(self) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class Then(AfterCommit):
+    """AfterCommit for an operation: `run()` once committed, then the future gets `result`."""
 
     result: Any
     run: Callable[[], None]
 
+    def settle(self) -> Any:
+        self.run()
+        return self.result
 
-@dataclass(slots=True)
-class _Queued:
-    write: Any  # a W
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
 
+# A queued write: (the write, its future, the future's loop). A tuple: one is made per write.
+_Queued = tuple[Any, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 Outcome = tuple[_Queued, Any, BaseException | None]  # (write, result, error)
 
@@ -111,7 +122,7 @@ class GroupCommitWriter(Generic[W]):
                 reason = self._broken or "the store is not started or already closed"
                 future.set_exception(self.unavailable(f"{self.name}: {reason}"))
             else:
-                self._queue.put(_Queued(write, future, loop))
+                self._queue.put((write, future, loop))
         return future
 
     async def close(self) -> None:
@@ -165,24 +176,29 @@ class GroupCommitWriter(Generic[W]):
         except BaseException as error:  # not ours to handle, but first answer this batch's writers
             _settle([(w, None, self.unavailable(f"sqlite writer stopped: {error!r}")) for w in batch])
             raise
-        _settle(outcomes)
+        if type(outcomes) is tuple:  # all committed
+            _settle_committed(*outcomes)
+        else:
+            _settle(outcomes)
 
-    def _commit_batch(self, batch: list[_Queued]) -> list[Outcome]:
-        """The batch in one transaction; if `apply` fails, each write in a transaction of its own."""
+    def _commit_batch(self, batch: list[_Queued]) -> list[Outcome] | tuple[list[_Queued], list[Any]]:
+        """The batch in one transaction: (batch, results) when it committed. If `apply` fails, each
+        write in a transaction of its own: one Outcome a write."""
         try:
-            results = self._transaction([w.write for w in batch])
+            results = self._transaction([w[0] for w in batch])
         except _ApplyFailed as failed:
             if len(batch) == 1:
                 return [(batch[0], None, failed.error)]
             outcomes: list[Outcome] = []
             for write in batch:
-                outcomes += self._commit_batch([write])
+                alone = self._commit_batch([write])
+                outcomes += [(write, alone[1][0], None)] if type(alone) is tuple else alone
             return outcomes
         except sqlite3.Error as error:
             failure = self.unavailable(f"{self.name}: transaction not committed: {error}")
             log.warning("%s (%d write(s) answered failed)", failure, len(batch))  # the store's error, not a client's
             return [(w, None, failure) for w in batch]
-        return [(w, result, None) for w, result in zip(batch, results)]
+        return batch, results
 
     def _transaction(self, writes: list[W]) -> list[Any]:
         conn = self._conn
@@ -208,12 +224,32 @@ class GroupCommitWriter(Generic[W]):
         return results
 
 
+def _settle_committed(batch: list[_Queued], results: list[Any]) -> None:
+    """A committed batch's futures: one wake-up for all when they share a loop (the usual case)."""
+    loop = batch[0][2]
+    for queued in batch:
+        if queued[2] is not loop:
+            return _settle([(w, result, None) for w, result in zip(batch, results)])
+    try:
+        loop.call_soon_threadsafe(_resolve_committed, batch, results)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
+
+
+def _resolve_committed(batch: list[_Queued], results: list[Any]) -> None:
+    for (_, future, _), result in zip(batch, results):
+        if isinstance(result, AfterCommit):
+            result = result.settle()  # committed: run it before the caller hears of the write
+        if not future.done():  # done: cancelled by its caller; the write happened anyway
+            future.set_result(result)
+
+
 def _settle(outcomes: Iterable[Outcome]) -> None:
     """Resolve futures on their own loops, with one wake-up per loop rather than per write."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]]
     by_loop = defaultdict(list)
-    for write, result, error in outcomes:
-        by_loop[write.loop].append((write.future, result, error))
+    for (_, future, loop), result, error in outcomes:
+        by_loop[loop].append((future, result, error))
     for loop, settled in by_loop.items():
         try:
             loop.call_soon_threadsafe(_resolve, settled)
@@ -224,8 +260,7 @@ def _settle(outcomes: Iterable[Outcome]) -> None:
 def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     for future, result, error in settled:
         if isinstance(result, AfterCommit):
-            result.run()  # committed: run it before the caller hears of the write
-            result = result.result
+            result = result.settle()  # committed: run it before the caller hears of the write
         if future.done():  # cancelled by its caller; the write happened anyway
             continue
         if error is None:

@@ -11,12 +11,10 @@ from ..base import StoreUnavailable
 
 # OFF is refused: it can corrupt the database on power loss, not just lose the last commits.
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# `seq` is the rowid: it grows with arrival, so it is both the read order and the page cursor.
-# An index on (stream) alone is enough for (stream, seq) reads: every SQLite index ends with the
-# rowid. AUTOINCREMENT: retention deletes rows, and a seq must never be reused (cursors).
-DATA_TABLES = """
+# Version 2's data tables, a row per event or parameter row (version 1 is migrated through them).
+DATA_TABLES_2 = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     stream INTEGER NOT NULL,
@@ -44,13 +42,63 @@ ALTER TABLE parameter_rows RENAME TO parameter_rows_v1;
 DROP INDEX IF EXISTS events_by_stream;
 DROP INDEX IF EXISTS parameter_rows_by_stream;
 """
-    + DATA_TABLES
+    + DATA_TABLES_2
     + """
 INSERT INTO events SELECT * FROM events_v1;
 INSERT INTO parameter_rows SELECT * FROM parameter_rows_v1;
 DROP TABLE events_v1;
 DROP TABLE parameter_rows_v1;
 PRAGMA user_version = 2;
+COMMIT;
+"""
+)
+
+# Blocks (blocks.py): the items one transaction wrote to one stream, as one JSON array. `seq` is the
+# rowid: it grows with arrival, so with an item's index it is both the read order and the page cursor.
+# An index on (stream) alone is enough for (stream, seq) reads: every SQLite index ends with the
+# rowid. AUTOINCREMENT: retention deletes blocks, and a seq must never be reused (cursors).
+BLOCK_TABLES = """
+CREATE TABLE IF NOT EXISTS event_blocks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    first INTEGER NOT NULL DEFAULT 0,         -- items before this index were trimmed
+    count INTEGER NOT NULL,                   -- items in data
+    low INTEGER NOT NULL,                     -- lowest and highest timestamp of the items
+    high INTEGER NOT NULL,
+    data BLOB NOT NULL                        -- JSON array of [timestamp, id, value, tags or null]
+);
+CREATE INDEX IF NOT EXISTS event_blocks_by_stream ON event_blocks (stream);
+CREATE TABLE IF NOT EXISTS parameter_blocks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    first INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL,
+    low INTEGER NOT NULL,
+    high INTEGER NOT NULL,
+    data BLOB NOT NULL                        -- JSON array of [timestamp, values] (parameter_rows.py)
+);
+CREATE INDEX IF NOT EXISTS parameter_blocks_by_stream ON parameter_blocks (stream);
+"""
+
+# Version 2 kept a row per item: each row becomes a block of one with the row's seq (so a version 2
+# cursor, the bare seq, still continues after it), and each table's sequence carries over (rows
+# deleted by retention may have had seqs above any left, and a seq is never reused).
+MIGRATE_2_TO_3 = (
+    "BEGIN;"
+    + BLOCK_TABLES
+    + """
+INSERT INTO event_blocks (seq, stream, first, count, low, high, data)
+    SELECT seq, stream, 0, 1, timestamp, timestamp, json_array(json_array(timestamp, id, value, json(tags)))
+    FROM events ORDER BY seq;
+INSERT INTO parameter_blocks (seq, stream, first, count, low, high, data)
+    SELECT seq, stream, 0, 1, timestamp, timestamp, json_array(json_array(timestamp, json(row_values)))
+    FROM parameter_rows ORDER BY seq;
+DELETE FROM sqlite_sequence WHERE name IN ('event_blocks', 'parameter_blocks');
+INSERT INTO sqlite_sequence (name, seq) SELECT 'event_blocks', seq FROM sqlite_sequence WHERE name = 'events';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'parameter_blocks', seq FROM sqlite_sequence WHERE name = 'parameter_rows';
+DROP TABLE events;
+DROP TABLE parameter_rows;
+PRAGMA user_version = 3;
 COMMIT;
 """
 )
@@ -80,7 +128,7 @@ CREATE TABLE IF NOT EXISTS idempotency (     -- X-Idempotency-Key records
     expires REAL NOT NULL,
     PRIMARY KEY (scope, key)
 );
-CREATE TABLE IF NOT EXISTS arrivals (         -- for age retention: data up to these seqs had arrived by `at`
+CREATE TABLE IF NOT EXISTS arrivals (         -- for age retention: blocks up to these seqs had arrived by `at`
     at REAL NOT NULL,
     events_seq INTEGER NOT NULL,
     rows_seq INTEGER NOT NULL
@@ -95,7 +143,7 @@ CREATE TABLE IF NOT EXISTS quarantine (       -- rows of lenient batches that we
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS quarantine_by_topic ON quarantine (topic);
-""" + DATA_TABLES
+""" + BLOCK_TABLES
 
 
 def check_synchronous(synchronous: str) -> str:
@@ -124,6 +172,8 @@ def open_connections(path: str, synchronous: str) -> tuple[sqlite3.Connection, s
             raise StoreUnavailable(f"{path}: schema version {version} is newer than this hub knows")
         if version == 1:
             write.executescript(MIGRATE_1_TO_2)
+        if version in (1, 2):
+            write.executescript(MIGRATE_2_TO_3)
         write.executescript(SCHEMA)
         write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         read = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -26,7 +26,6 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 from ...models import Event, Page, ParameterData, QuarantinedRow, ReadWindow, StreamInfo, StreamProperties
@@ -34,11 +33,12 @@ from ...models import TopicSummary
 from ..base import DefinitionKind, IdempotencyRecord, StoreUnavailable, StreamStore
 from ..broadcast import DEFAULT_MAX_PENDING, Change, ChangeBroadcast, ChangeKind, ChangeSubscription
 from ..cursor import decode_cursor, encode_cursor
-from ..encoding import dumps_text, loads, stream_info
+from ..encoding import dumps_text, stream_info
 from ..parameter_rows import join_rows
 from ..retention import KEEP_EVERYTHING, Retention, trim_every
+from .blocks import parse_block_cursor, read_page
 from .data_writes import DataWrite, DataWriteBatch
-from .group_commit import AfterCommit, GroupCommitWriter
+from .group_commit import GroupCommitWriter, Then
 from .schema import check_synchronous, close_connections, open_connections
 from .streams_table import INFO_COLUMNS, OpenStreamKeys, ensure_stream, read_info, touch
 from .trim import Trimmer
@@ -111,7 +111,6 @@ class SqliteStore(StreamStore):
         trimmer = self._trimmer
         trimmer.began()
         data = DataWriteBatch(self._open_streams)
-        publish = self._publish_data
         results: list[Any] = []
         try:
             for write in writes:
@@ -120,7 +119,7 @@ class SqliteStore(StreamStore):
                     trimmer.trim_counts(conn)
                 if type(write) is DataWrite:
                     trimmer.written(data.add(conn, write))
-                    results.append(AfterCommit(write.count, partial(publish, write)))
+                    results.append(write)  # its own result: DataWrite.settle
                 else:
                     data.flush(conn)
                     results.append(write(conn))  # type: ignore[operator]
@@ -141,26 +140,10 @@ class SqliteStore(StreamStore):
     # --- writes -----------------------------------------------------------------------------------
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        return self.writer.submit(DataWrite(topic, stream_id, time.time(), events=events))
+        return self.writer.submit(DataWrite(topic, stream_id, time.time(), self.changes, events=events))
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        return self.writer.submit(DataWrite(topic, stream_id, time.time(), parameter_data=data))
-
-    def _publish_data(self, write: DataWrite) -> None:
-        """On the loop, after the commit: the stream's new state (made or reopened), then the data."""
-        feed = self.changes
-        topic, stream_id = write.topic, write.stream_id
-        if not feed.wants(topic, stream_id):
-            return
-        if write.info is not None:
-            feed.publish(Change(ChangeKind.STREAM, topic, stream_id, info=write.info))
-        count, last = write.count, write.last
-        if count:
-            cursors = [encode_cursor(seq) for seq in range(last - count + 1, last + 1)]
-            if write.events is not None:
-                feed.publish(Change(ChangeKind.EVENTS, topic, stream_id, events=list(write.events), cursors=cursors))
-            else:
-                feed.publish(Change(ChangeKind.PARAMETERS, topic, stream_id, parameter_data=write.parameter_data, cursors=cursors))
+        return self.writer.submit(DataWrite(topic, stream_id, time.time(), self.changes, parameter_data=data))
 
     def _publish_stream(self, info: StreamInfo) -> None:
         if self.changes.wants(info.topic, info.stream_id):
@@ -172,25 +155,25 @@ class SqliteStore(StreamStore):
     ) -> Awaitable[StreamInfo]:
         now, encoded = time.time(), dumps_text(properties.to_json())
 
-        def apply(conn: sqlite3.Connection) -> AfterCommit:
+        def apply(conn: sqlite3.Connection) -> Then:
             key = ensure_stream(conn, topic, stream_id)
             conn.execute("UPDATE streams SET properties = ? WHERE key = ?", (encoded, key))
             touch(conn, key, now, (), reopen=reopen)
             info = read_info(conn, key)
-            return AfterCommit(info, lambda: self._publish_stream(info))
+            return Then(info, lambda: self._publish_stream(info))
 
         return self.writer.submit(apply)
 
     def close_stream(self, topic: str, stream_id: str) -> Awaitable[StreamInfo]:
         now = time.time()
 
-        def apply(conn: sqlite3.Connection) -> AfterCommit:
+        def apply(conn: sqlite3.Connection) -> Then:
             self._open_streams.closed(topic, stream_id)
             key = ensure_stream(conn, topic, stream_id, status="closed")
             conn.execute("UPDATE streams SET status = 'closed' WHERE key = ?", (key,))
             touch(conn, key, now, (), reopen=False)
             info = read_info(conn, key)
-            return AfterCommit(info, lambda: self._publish_stream(info))
+            return Then(info, lambda: self._publish_stream(info))
 
         return self.writer.submit(apply)
 
@@ -200,14 +183,14 @@ class SqliteStore(StreamStore):
         column = {DefinitionKind.EVENTS: "event_definitions", DefinitionKind.PARAMETERS: "parameter_definitions"}.get(kind)
         now, encoded = time.time(), dumps_text(definitions)
 
-        def apply(conn: sqlite3.Connection) -> AfterCommit:
+        def apply(conn: sqlite3.Connection) -> Then:
             if column is None:
                 raise ValueError(f"unknown definition kind {kind!r}")
             key = ensure_stream(conn, topic, stream_id)
             conn.execute(f"UPDATE streams SET {column} = ? WHERE key = ?", (encoded, key))
             touch(conn, key, now, (), reopen=False)
             info = read_info(conn, key)
-            return AfterCommit(info, lambda: self._publish_stream(info))
+            return Then(info, lambda: self._publish_stream(info))
 
         return self.writer.submit(apply)
 
@@ -280,27 +263,20 @@ class SqliteStore(StreamStore):
         return await self._read(query)
 
     async def read_events(self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()) -> Page[Event]:
-        params = _page_params(topic, stream_id, window)
-        limit = window.limit
+        after = parse_block_cursor(window.after)  # on the caller's side, so a bad cursor raises ValueError
 
         def query(conn: sqlite3.Connection) -> Page[Event]:
-            rows = conn.execute(_page_sql("events", "id, timestamp, value, tags"), params).fetchall()
-            items = [Event(id, ts, value, loads(tags) if tags else {}) for _, id, ts, value, tags in rows]
-            return _to_page(rows, items, limit)
+            return read_page(conn, "event_blocks", topic, stream_id, window, after, _events)
 
         return await self._read(query)
 
     async def read_parameter_data(
         self, topic: str, stream_id: str, window: ReadWindow = ReadWindow()
     ) -> Page[ParameterData]:
-        params = _page_params(topic, stream_id, window)
-        limit = window.limit
+        after = parse_block_cursor(window.after)
 
         def query(conn: sqlite3.Connection) -> Page[ParameterData]:
-            rows = conn.execute(_page_sql("parameter_rows", "timestamp, row_values"), params).fetchall()
-            page = _to_page(rows, rows, limit)
-            data = join_rows((ts, loads(values)) for _, ts, values in page.items)
-            return Page([data], page.next_cursor, page.last_cursor)
+            return read_page(conn, "parameter_blocks", topic, stream_id, window, after, _parameter_data)
 
         return await self._read(query)
 
@@ -367,26 +343,12 @@ class SqliteStore(StreamStore):
 
 # --- helpers run on the reader thread -------------------------------------------------------------
 
-_STREAM_KEY = "(SELECT key FROM streams WHERE topic = :topic AND stream_id = :stream_id)"
+def _events(items: list[list[Any]]) -> list[Event]:
+    return [Event(id, timestamp, value, tags or {}) for timestamp, id, value, tags in items]
 
 
-def _page_params(topic: str, stream_id: str, window: ReadWindow) -> dict[str, Any]:
-    return {
-        "topic": topic,
-        "stream_id": stream_id,
-        "after": decode_cursor(window.after),  # on the caller's side, so a bad cursor raises ValueError
-        "from_ts": window.from_ts,
-        "to_ts": window.to_ts,
-        "fetch": window.limit + 1,  # one more than asked tells whether a next page exists
-    }
-
-
-def _page_sql(table: str, columns: str) -> str:
-    return (
-        f"SELECT seq, {columns} FROM {table} WHERE stream = {_STREAM_KEY} AND seq > :after"
-        " AND (:from_ts IS NULL OR timestamp >= :from_ts) AND (:to_ts IS NULL OR timestamp < :to_ts)"
-        " ORDER BY seq LIMIT :fetch"
-    )
+def _parameter_data(items: list[list[Any]]) -> list[ParameterData]:
+    return [join_rows((timestamp, values) for timestamp, values in items)]
 
 
 def _to_page(rows: list[Any], items: list[T], limit: int) -> Page[T]:

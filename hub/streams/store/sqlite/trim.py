@@ -1,11 +1,11 @@
 """Retention on the sqlite store: what it deletes, always on the writer thread inside a transaction,
 and what it remembers between passes to know where to delete.
 
-- Age (`arrivals`): at most once a second a transaction records the highest seqs stored by then; a
-  pass deletes every row up to the seqs recorded before the cutoff.
-- Count: a pass keeps the newest `max_count` rows of each stream written since the last pass (the
+- Age (`arrivals`): at most once a second a transaction records the highest block seqs stored by
+  then; a pass deletes every block up to the seqs recorded before the cutoff.
+- Count: a pass keeps the newest `max_count` items of each stream written since the last pass (the
   touched set), or of every stream when that set cannot be trusted (after a start, or a rollback
-  that undid a trim).
+  that undid a trim); blocks.trim_to.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from typing import Iterable
 
 from ..retention import Retention
+from .blocks import trim_to
 from .streams_table import every_stream_key
 
 
@@ -66,8 +67,8 @@ class Trimmer:
         self._last_arrival_mark = now
         conn.execute(
             "INSERT INTO arrivals (at, events_seq, rows_seq) SELECT ?,"
-            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
-            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'parameter_rows'), 0)",
+            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0),"
+            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'parameter_blocks'), 0)",
             (now,),
         )
 
@@ -81,13 +82,8 @@ class Trimmer:
             else:
                 keys = self.touched
             for key in keys:
-                for table in ("events", "parameter_rows"):
-                    # the index on (stream) ends with seq: OFFSET walks it from the newest
-                    conn.execute(
-                        f"DELETE FROM {table} WHERE stream = :key AND seq <= (SELECT seq FROM {table}"
-                        " WHERE stream = :key ORDER BY seq DESC LIMIT 1 OFFSET :keep)",
-                        {"key": key, "keep": keep},
-                    )
+                for table in ("event_blocks", "parameter_blocks"):
+                    trim_to(conn, table, key, keep)
             self._trims += 1
         self.touched = set()
         self.trim_all = False
@@ -104,8 +100,8 @@ class Trimmer:
             cutoff = at - retention.max_age
             row = conn.execute("SELECT max(events_seq), max(rows_seq) FROM arrivals WHERE at < ?", (cutoff,)).fetchone()
             if row[0] is not None:
-                conn.execute("DELETE FROM events WHERE seq <= ?", (row[0],))
-                conn.execute("DELETE FROM parameter_rows WHERE seq <= ?", (row[1],))
+                conn.execute("DELETE FROM event_blocks WHERE seq <= ?", (row[0],))
+                conn.execute("DELETE FROM parameter_blocks WHERE seq <= ?", (row[1],))
                 conn.execute("DELETE FROM arrivals WHERE at < ?", (cutoff,))
         if retention.max_count is not None:
             self.trim_counts(conn)
