@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from hub.streams.store.sqlite.group_commit import AfterCommit, GroupCommitWriter
+from hub.streams.store.sqlite.group_commit import GroupCommitWriter, Then
 
 
 class Unavailable(Exception):
@@ -131,7 +131,7 @@ async def test_writes_are_applied_in_call_order_whatever_the_await_order(writer:
 
     def insert_then_note(conn: sqlite3.Connection, writes: list[int]) -> list[Any]:
         conn.executemany("INSERT INTO t (v) VALUES (?)", [(w,) for w in writes])
-        return [AfterCommit(w, lambda w=w: ran.append(w)) for w in writes]
+        return [Then(w, lambda w=w: ran.append(w)) for w in writes]
 
     writer.apply = insert_then_note
     futures = [writer.submit(i) for i in range(200)]
