@@ -14,8 +14,8 @@ flight, what one group commit sees under bench's load) go into one transaction, 
 - `multi_row`: every row of the transaction in multi-row `INSERT … VALUES (…),(…)` statements of at
   most 256 rows (as the store wrote them up to schema version 2): the cheapest of the three per row;
 - `blocks`: the layout of schema version 3 (hub/streams/store/sqlite/blocks.py): a row per stream
-  and transaction, its events as one JSON array `[timestamp, id, value, tags]` with the lowest and
-  highest timestamp, in one multi-row INSERT. The floor of the store as it is now.
+  and transaction, its events as one JSON array of `{"id", "timestamp", "value", "tags"}` objects with
+  the lowest and highest timestamp, in one multi-row INSERT. The floor of the store as it is now.
 Reports CPU µs per event (process CPU time, so sqlite's own work and the fsync's system time count)
 and events/s (wall), medians over the rounds; the ceiling a store implies at a given hub cost is
 1 / (hub CPU µs/event + floor µs/event). Prints one JSON line.
@@ -85,12 +85,12 @@ def open_file(path: str) -> sqlite3.Connection:
 
 def insert_blocks(conn: sqlite3.Connection, writes: list[tuple[int, list[dict]]]) -> None:
     """A transaction's writes as the store keeps them: a block per stream, one INSERT."""
-    by_stream: dict[int, list[list]] = {}
+    by_stream: dict[int, list[dict]] = {}
     for stream, events in writes:
-        by_stream.setdefault(stream, []).extend([e["timestamp"], e["id"], e["value"], e["tags"] or None] for e in events)
+        by_stream.setdefault(stream, []).extend(events)
     values = []
     for stream, items in by_stream.items():
-        stamps = [item[0] for item in items]
+        stamps = [item["timestamp"] for item in items]
         values += (stream, len(items), min(stamps), max(stamps), orjson.dumps(items))
     conn.execute("INSERT INTO event_blocks (stream, count, low, high, data) VALUES "
                  + ", ".join(["(?, ?, ?, ?, ?)"] * len(by_stream)), values)

@@ -63,12 +63,12 @@ def test_multi_row_inserts_store_every_row_in_order(tmp_path):
 
 def test_blocks_store_every_event_of_a_stream_in_one_row(tmp_path):
     conn = sqlite_floor.open_file(str(tmp_path / "floor.db"))
-    events = [{"timestamp": 10 - i, "id": f"e{i}", "value": None, "tags": {"k": "v"} if i % 2 else {}} for i in range(5)]
+    events = [{"id": f"e{i}", "timestamp": 10 - i, "value": None, "tags": {"k": "v"} if i % 2 else {}} for i in range(5)]
     sqlite_floor.insert_blocks(conn, [(1, events[:2]), (2, events[2:3]), (1, events[3:])])
     rows = conn.execute("SELECT stream, count, low, high, data FROM event_blocks ORDER BY seq").fetchall()
     assert [(stream, count, low, high, orjson.loads(data)) for stream, count, low, high, data in rows] == [
-        (1, 4, 6, 10, [[10, "e0", None, None], [9, "e1", None, {"k": "v"}], [7, "e3", None, {"k": "v"}], [6, "e4", None, None]]),
-        (2, 1, 8, 8, [[8, "e2", None, None]]),
+        (1, 4, 6, 10, [events[0], events[1], events[3], events[4]]),
+        (2, 1, 8, 8, [events[2]]),
     ]
 
 

@@ -2,8 +2,9 @@
 
 A block is one row of `event_blocks` or `parameter_blocks` (schema.py): the items one transaction
 wrote to one stream (at most MAX_BLOCK_ITEMS), as one JSON array, with the lowest and highest
-timestamp among them. An event item is `[timestamp, id, value, tags or null]`, a parameter row
-`[timestamp, values]` (parameter_rows.py). Items before a block's `first` were trimmed (count
+timestamp among them. An event is the JSON object msgspec makes of an `Event` (`{"id", "timestamp",
+"value", "tags"}`): a block of events is encoded and decoded in one call each, with no object made
+per event on the way (bench/RESULTS.md); a parameter row is `[timestamp, values]` (parameter_rows.py). Items before a block's `first` were trimmed (count
 retention keeps exactly the newest n of a stream, and a block is never rewritten for it).
 
 A cursor is `<block seq>-<index in the block>`: blocks grow with arrival, so cursors order a stream's
@@ -18,8 +19,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Callable, TypeVar
 
-from ...models import Page, ReadWindow
-from ..encoding import loads
+import msgspec
+
+from ...models import Event, Page, ReadWindow
+from ..encoding import dumps, loads
 
 T = TypeVar("T")
 
@@ -51,15 +54,40 @@ def parse_block_cursor(cursor: str | None) -> tuple[int, int]:
     return position
 
 
+_EVENTS_ENCODER = msgspec.json.Encoder()
+_EVENTS_DECODER = msgspec.json.Decoder(list[Event])
+
+
+def encode_block(events: bool) -> Callable[[list[Any]], bytes]:
+    """How a block's items are written: a list of Events (`events`) or of parameter rows."""
+    return _EVENTS_ENCODER.encode if events else dumps
+
+
+def decode_events(data: bytes | str) -> list[Event]:
+    return _EVENTS_DECODER.decode(data)
+
+
+def decode_parameter_rows(data: bytes | str) -> list[list[Any]]:
+    return loads(data)
+
+
+def event_timestamp(event: Event) -> int:
+    return event.timestamp
+
+
+def row_timestamp(row: list[Any]) -> int:
+    return row[0]
+
+
 _STREAM_KEY = "(SELECT key FROM streams WHERE topic = :topic AND stream_id = :stream_id)"
 
 
 def read_page(
     conn: sqlite3.Connection, table: str, topic: str, stream_id: str, window: ReadWindow, after: tuple[int, int],
-    make: Callable[[list[list[Any]]], list[T]],
+    decode: Callable[[Any], list[Any]], timestamp: Callable[[Any], int], make: Callable[[list[Any]], list[T]],
 ) -> Page[T]:
-    """A page of a stream's items in `table` (`after`: the parsed window.after); `make` turns the
-    chosen items into what the page holds."""
+    """A page of a stream's items in `table` (`after`: the parsed window.after): `decode` reads a
+    block's data, `timestamp` an item's, `make` turns the chosen items into what the page holds."""
     after_seq, after_index = after
     from_ts, to_ts, limit = window.from_ts, window.to_ts, window.limit
     rows = conn.execute(
@@ -68,11 +96,11 @@ def read_page(
         {"topic": topic, "stream_id": stream_id, "after": after_seq, "from_ts": from_ts, "to_ts": to_ts},
     )
     wanted = limit + 1  # one more than asked tells whether a next page exists
-    items: list[list[Any]] = []
+    items: list[Any] = []
     marks: list[tuple[int, int, Any]] = []  # (items taken so far, block seq, indices of its items taken)
     try:
         for seq, first, data in rows:
-            decoded = loads(data)
+            decoded = decode(data)
             start = max(first, after_index + 1) if seq == after_seq else first
             if from_ts is None and to_ts is None:
                 indices: Any = range(start, min(len(decoded), start + wanted - len(items)))
@@ -80,7 +108,7 @@ def read_page(
             else:
                 indices = [
                     i for i in range(start, len(decoded))
-                    if (from_ts is None or decoded[i][0] >= from_ts) and (to_ts is None or decoded[i][0] < to_ts)
+                    if (from_ts is None or timestamp(decoded[i]) >= from_ts) and (to_ts is None or timestamp(decoded[i]) < to_ts)
                 ][: wanted - len(items)]
                 items += [decoded[i] for i in indices]
             if len(indices):

@@ -26,9 +26,8 @@ from typing import Any
 
 from ...models import Event, ParameterData, StreamInfo
 from ..broadcast import Change, ChangeBroadcast, ChangeKind
-from ..encoding import dumps
 from ..parameter_rows import split_rows
-from .blocks import MAX_BLOCK_ITEMS, block_cursor
+from .blocks import MAX_BLOCK_ITEMS, block_cursor, encode_block
 from .group_commit import AfterCommit
 from .streams_table import OpenStreamKeys, read_info, touch_many
 
@@ -47,7 +46,7 @@ class _Block:
     inserted."""
 
     key: int
-    items: list[Any] = field(default_factory=list)
+    items: list[Any] = field(default_factory=list)  # Events, or [timestamp, values] parameter rows
     low: int = 0
     high: int = 0
     seq: int = 0
@@ -115,20 +114,19 @@ class DataWriteBatch:
         key, changed = self.open_streams.key_for_data_write(conn, write.topic, write.stream_id)
         events = write.events
         if events is not None:
-            items: list[Any] = [[e.timestamp, e.id, e.value, e.tags or None] for e in events]
-            table, n_events, n_rows = _EVENTS, len(items), 0
+            # the Events themselves (never tracked by the collector): no object made per event here
+            items: list[Any] = events
+            table, n_events, n_rows = _EVENTS, len(events), 0
+            timestamps = [events[0].timestamp] if len(events) == 1 else [e.timestamp for e in events]
         else:
             data = write.parameter_data
             assert data is not None
             items = [[ts, values] for ts, values in split_rows(data)]
             table, n_events, n_rows = _PARAMETERS, 0, data.rows
+            timestamps = data.timestamps
         if items:
-            if len(items) == 1:
-                low = high = items[0][0]
-            else:
-                timestamps = [item[0] for item in items]
-                low, high = min(timestamps), max(timestamps)
-            self._place(table, key, items, low, high, write)
+            low, high = (timestamps[0], timestamps[0]) if len(timestamps) == 1 else (min(timestamps), max(timestamps))
+            self._place(table, key, items, timestamps, low, high, write)
         else:
             low = high = None
         counter = self._counters.get(key)
@@ -146,7 +144,9 @@ class DataWriteBatch:
             write.info = read_info(conn, key)
         return key
 
-    def _place(self, table: int, key: int, items: list[Any], low: int, high: int, write: DataWrite) -> None:
+    def _place(
+        self, table: int, key: int, items: list[Any], timestamps: list[int], low: int, high: int, write: DataWrite
+    ) -> None:
         """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS."""
         open_blocks = self._open[table]
         block = open_blocks.get(key)
@@ -161,12 +161,12 @@ class DataWriteBatch:
         start = 0
         while start < len(items):
             if block is None or len(block.items) >= MAX_BLOCK_ITEMS:
-                block = open_blocks[key] = _Block(key, low=items[start][0], high=items[start][0])
+                block = open_blocks[key] = _Block(key, low=timestamps[start], high=timestamps[start])
                 self._new[table].append(block)
-            part = items[start : start + MAX_BLOCK_ITEMS - len(block.items)]
+            end = start + MAX_BLOCK_ITEMS - len(block.items)
+            part, stamps = items[start:end], timestamps[start:end]
             write.placed.append((block, len(block.items), len(part)))
             block.items += part
-            stamps = [item[0] for item in part]
             block.low, block.high = min(block.low, *stamps), max(block.high, *stamps)
             start += len(part)
 
@@ -185,7 +185,8 @@ class DataWriteBatch:
 
 
 def _insert(conn: sqlite3.Connection, table: int, blocks: list[_Block]) -> None:
-    values = list(chain.from_iterable((b.key, len(b.items), b.low, b.high, dumps(b.items)) for b in blocks))
+    encode = encode_block(table == _EVENTS)
+    values = list(chain.from_iterable((b.key, len(b.items), b.low, b.high, encode(b.items)) for b in blocks))
     start = 0
     for size in _statement_sizes(len(blocks)):
         end = start + size * 5

@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS event_blocks (
     count INTEGER NOT NULL,                   -- items in data
     low INTEGER NOT NULL,                     -- lowest and highest timestamp of the items
     high INTEGER NOT NULL,
-    data BLOB NOT NULL                        -- JSON array of [timestamp, id, value, tags or null]
+    data BLOB NOT NULL                        -- JSON array of {"id", "timestamp", "value", "tags"}
 );
 CREATE INDEX IF NOT EXISTS event_blocks_by_stream ON event_blocks (stream);
 CREATE TABLE IF NOT EXISTS parameter_blocks (
@@ -88,7 +88,7 @@ MIGRATE_2_TO_3 = (
     + BLOCK_TABLES
     + """
 INSERT INTO event_blocks (seq, stream, first, count, low, high, data)
-    SELECT seq, stream, 0, 1, timestamp, timestamp, json_array(json_array(timestamp, id, value, json(tags)))
+    SELECT seq, stream, 0, 1, timestamp, timestamp, json_array(json_object('id', id, 'timestamp', timestamp, 'value', value, 'tags', json(coalesce(tags, '{}'))))
     FROM events ORDER BY seq;
 INSERT INTO parameter_blocks (seq, stream, first, count, low, high, data)
     SELECT seq, stream, 0, 1, timestamp, timestamp, json_array(json_array(timestamp, json(row_values)))

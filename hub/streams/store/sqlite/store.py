@@ -36,7 +36,7 @@ from ..cursor import decode_cursor, encode_cursor
 from ..encoding import dumps_text, stream_info
 from ..parameter_rows import join_rows
 from ..retention import KEEP_EVERYTHING, Retention, trim_every
-from .blocks import parse_block_cursor, read_page
+from .blocks import decode_events, decode_parameter_rows, event_timestamp, parse_block_cursor, read_page, row_timestamp
 from .data_writes import DataWrite, DataWriteBatch
 from .group_commit import GroupCommitWriter, Then
 from .schema import check_synchronous, close_connections, open_connections
@@ -266,7 +266,7 @@ class SqliteStore(StreamStore):
         after = parse_block_cursor(window.after)  # on the caller's side, so a bad cursor raises ValueError
 
         def query(conn: sqlite3.Connection) -> Page[Event]:
-            return read_page(conn, "event_blocks", topic, stream_id, window, after, _events)
+            return read_page(conn, "event_blocks", topic, stream_id, window, after, decode_events, event_timestamp, list)
 
         return await self._read(query)
 
@@ -276,7 +276,9 @@ class SqliteStore(StreamStore):
         after = parse_block_cursor(window.after)
 
         def query(conn: sqlite3.Connection) -> Page[ParameterData]:
-            return read_page(conn, "parameter_blocks", topic, stream_id, window, after, _parameter_data)
+            return read_page(
+                conn, "parameter_blocks", topic, stream_id, window, after, decode_parameter_rows, row_timestamp, _parameter_data
+            )
 
         return await self._read(query)
 
@@ -342,10 +344,6 @@ class SqliteStore(StreamStore):
 
 
 # --- helpers run on the reader thread -------------------------------------------------------------
-
-def _events(items: list[list[Any]]) -> list[Event]:
-    return [Event(id, timestamp, value, tags or {}) for timestamp, id, value, tags in items]
-
 
 def _parameter_data(items: list[list[Any]]) -> list[ParameterData]:
     return [join_rows((timestamp, values) for timestamp, values in items)]
