@@ -10,12 +10,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 from hub.streams.models import Event, ParameterData, ReadWindow, StreamProperties
 from hub.streams.store import SqliteStore, StoreUnavailable
+from hub.streams.store.retention import Retention
 from hub.streams.store.sqlite import schema
 
 T, S = "telemetry", "car-1"
@@ -161,6 +163,68 @@ async def test_many_pipelined_writes_share_commits(store: SqliteStore) -> None:
     await asyncio.gather(*[store.append_events(T, S, [Event(f"e{i}", i)]) for i in range(500)])
     assert (await store.get_stream(T, S)).events == 500  # type: ignore[union-attr]
     assert commits < 500  # group commit: writes queued during a commit go in the next one
+    with sqlite3.connect(store.path) as conn:  # and a transaction's writes to a stream share a block
+        # (but for the write that made the stream: flushed alone, so that it publishes the state after it)
+        assert conn.execute("SELECT count(*), sum(count) FROM event_blocks").fetchone() == (commits + 1, 500)
+    page = await store.read_events(T, S, ReadWindow(limit=500))
+    assert [e.id for e in page.items] == [f"e{i}" for i in range(500)]
+
+
+async def _one_block(store: SqliteStore, stream: str, events: list[Event]) -> None:
+    """`events` written one a write, all queued while the writer is held: one transaction, one block."""
+    started, hold = threading.Event(), threading.Event()
+
+    def busy(conn: sqlite3.Connection) -> None:
+        started.set()
+        hold.wait(5)
+
+    held = store.writer.submit(busy)
+    assert await asyncio.to_thread(started.wait, 5)
+    writes = [store.append_events(T, stream, [event]) for event in events]
+    hold.set()
+    await held
+    assert await asyncio.gather(*writes) == [1] * len(events)
+
+
+async def test_pages_and_time_windows_inside_blocks(store: SqliteStore) -> None:
+    await store.append_events(T, S, [Event("first", 50)])  # makes the stream: a block of its own
+    await _one_block(store, S, [Event(f"e{i}", ts) for i, ts in enumerate([5, 40, 10, 30, 20, 60, 0])])
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT count, low, high FROM event_blocks ORDER BY seq").fetchall() == [(1, 50, 50), (7, 0, 60)]
+    ids, after = [], None  # pages of 2 across and inside blocks, with a window that skips some items
+    while True:
+        page = await store.read_events(T, S, ReadWindow(from_ts=10, to_ts=50, limit=2, after=after))
+        ids.append([e.id for e in page.items])
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert ids == [["e1", "e2"], ["e3", "e4"]]
+    assert page.last_cursor is not None and page.last_cursor.endswith("-4")
+    assert (await store.read_events(T, S, ReadWindow(from_ts=61))).items == []
+    assert [e.id for e in (await store.read_events(T, S, ReadWindow(after=page.last_cursor))).items] == ["e5", "e6"]
+    for bad in ("1-x", "-1", "1-", "x", "1--2", "99999999999999999999-0", " 1-2"):
+        with pytest.raises(ValueError):
+            await store.read_events(T, S, ReadWindow(after=bad))
+
+
+async def test_count_retention_keeps_exactly_n_inside_a_block(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "kept.db"), retention=Retention(max_count=3))
+    await store.start()
+    try:
+        await store.append_events(T, S, [Event("old", 0)])
+        early = await store.read_events(T, S, ReadWindow(limit=1))
+        await _one_block(store, S, [Event(f"e{i}", i) for i in range(6)])
+        await store.trim()
+        assert [e.id for e in (await store.read_events(T, S)).items] == ["e3", "e4", "e5"]
+        assert [e.id for e in (await store.read_events(T, S, ReadWindow(after=early.last_cursor))).items] == ["e3", "e4", "e5"]
+        with sqlite3.connect(store.path) as conn:  # the older block deleted, the head of this one hidden
+            assert conn.execute("SELECT first, count FROM event_blocks").fetchall() == [(3, 6)]
+        assert (await store.get_stream(T, S)).events == 7  # type: ignore[union-attr]  # counters count what was written
+        await store.append_events(T, S, [Event("new", 9)])
+        await store.trim()
+        assert [e.id for e in (await store.read_events(T, S)).items] == ["e4", "e5", "new"]
+    finally:
+        await store.close()
 
 
 KILLED_WRITER = textwrap.dedent(
