@@ -186,6 +186,31 @@ async def _one_block(store: SqliteStore, stream: str, events: list[Event]) -> No
     assert await asyncio.gather(*writes) == [1] * len(events)
 
 
+async def test_one_transaction_over_more_streams_than_one_statement_carries(store: SqliteStore) -> None:
+    streams = [f"s{i}" for i in range(150)]  # > 64: several multi-row INSERTs and UPDATEs (multirow.py)
+    for stream in streams:
+        await store.append_events(T, stream, [Event("made", 100)])
+    started, hold = threading.Event(), threading.Event()
+
+    def busy(conn: sqlite3.Connection) -> None:
+        started.set()
+        hold.wait(5)
+
+    held = store.writer.submit(busy)
+    assert await asyncio.to_thread(started.wait, 5)
+    writes = [store.append_events(T, stream, [Event(f"{stream}-{k}", 50 + k * 100) for k in range(i % 3 + 1)])
+              for _ in range(2) for i, stream in enumerate(streams)]
+    hold.set()
+    await held
+    await asyncio.gather(*writes)
+    for i, stream in enumerate(streams):
+        n = i % 3 + 1
+        info = await store.get_stream(T, stream)
+        assert info is not None and (info.events, info.first_timestamp, info.last_timestamp) == (1 + 2 * n, 50, max(100, 50 + (n - 1) * 100))
+        ids = [e.id for e in (await store.read_events(T, stream)).items]
+        assert ids == ["made"] + [f"{stream}-{k}" for k in range(n)] * 2
+
+
 async def test_pages_and_time_windows_inside_blocks(store: SqliteStore) -> None:
     await store.append_events(T, S, [Event("first", 50)])  # makes the stream: a block of its own
     await _one_block(store, S, [Event(f"e{i}", ts) for i, ts in enumerate([5, 40, 10, 30, 20, 60, 0])])

@@ -7,9 +7,9 @@ one JSON array (blocks.py). The consecutive data writes of a transaction to a st
 binding each column) is paid per stream and transaction, not per event. Per transaction, then:
 
 - each stream's writes are appended to its open block, in call order; the blocks go in as multi-row
-  INSERTs, and one `last_insert_rowid()` gives every block its seq (the writer thread is the file's
-  only writer: a table's new seqs are consecutive);
-- each stream's counters are updated once (`touch_many`), not once per write.
+  INSERTs (multirow.py), and the last one's rowid gives every block its seq (the writer thread is the
+  file's only writer: a table's new seqs are consecutive);
+- each stream's counters are updated once (`touch_many`: one UPDATE for all of them), not once per write.
 
 A write that makes or reopens a stream is flushed at once with those before it, so the stream state
 it publishes is the one right after it, as if written alone. Anything else that reads or deletes
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 from ...models import Event, ParameterData, StreamInfo
@@ -29,11 +28,11 @@ from ..broadcast import Change, ChangeBroadcast, ChangeKind
 from ..parameter_rows import split_rows
 from .blocks import MAX_BLOCK_ITEMS, block_cursor, encode_block
 from .group_commit import AfterCommit
+from .multirow import MultiRow, values_list
 from .streams_table import OpenStreamKeys, read_info, touch_many
 
-#: Blocks one INSERT statement carries at most. A flush of n blocks runs n // MAX_BLOCKS_PER_INSERT
-#: full statements, then one for each power of two in the rest: at most 7 statement texts a table,
-#: which sqlite3's statement cache keeps prepared (64 rows x 5 columns is far below sqlite's limit).
+#: Blocks one INSERT statement carries at most (multirow.py; 64 rows x 5 columns is far below
+#: sqlite's limit on variables).
 MAX_BLOCKS_PER_INSERT = 64
 
 _TABLES = ("event_blocks (stream, count, low, high, data)", "parameter_blocks (stream, count, low, high, data)")
@@ -186,35 +185,15 @@ class DataWriteBatch:
 
 def _insert(conn: sqlite3.Connection, table: int, blocks: list[_Block]) -> None:
     encode = encode_block(table == _EVENTS)
-    values = list(chain.from_iterable((b.key, len(b.items), b.low, b.high, encode(b.items)) for b in blocks))
-    start = 0
-    for size in _statement_sizes(len(blocks)):
-        end = start + size * 5
-        conn.execute(_insert_sql(table, size), values[start:end])
-        start = end
-    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    cursor = _INSERTS[table].run(conn, [(b.key, len(b.items), b.low, b.high, encode(b.items)) for b in blocks])
+    assert cursor is not None
+    last = cursor.lastrowid
     for block in reversed(blocks):  # consecutive seqs, in the order begun: count back from the last
         block.seq = last
         last -= 1
 
 
-def _statement_sizes(rows: int) -> list[int]:
-    """How many blocks each INSERT of a flush of `rows` blocks carries (see MAX_BLOCKS_PER_INSERT)."""
-    full, rest = divmod(rows, MAX_BLOCKS_PER_INSERT)
-    sizes = [MAX_BLOCKS_PER_INSERT] * full
-    bit = MAX_BLOCKS_PER_INSERT // 2
-    while bit:
-        if rest & bit:
-            sizes.append(bit)
-        bit //= 2
-    return sizes
-
-
-_INSERT_SQL: dict[tuple[int, int], str] = {}  # at most 2 tables x 7 sizes (MAX_BLOCKS_PER_INSERT)
-
-
-def _insert_sql(table: int, size: int) -> str:
-    sql = _INSERT_SQL.get((table, size))
-    if sql is None:
-        sql = _INSERT_SQL[(table, size)] = f"INSERT INTO {_TABLES[table]} VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * size)
-    return sql
+_INSERTS = tuple(
+    MultiRow(lambda n, columns=columns: f"INSERT INTO {columns} VALUES {values_list(5, n)}", 5, MAX_BLOCKS_PER_INSERT)
+    for columns in _TABLES
+)

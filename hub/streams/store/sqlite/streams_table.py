@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from ...models import StreamInfo, StreamStatus
 from ..encoding import stream_info
+from .multirow import MultiRow, values_list
 
 INFO_COLUMNS = (
     "topic, stream_id, properties, status, events, parameter_rows, first_timestamp, last_timestamp,"
@@ -54,23 +55,30 @@ def touch(
     )
 
 
-# A data write's count: `touch` with reopen, its values by position (see touch_many).
-_TOUCH_DATA = """
+def _touch_data(rows: int) -> str:
+    """`touch` with reopen for `rows` streams at once: values (key, events, rows, lowest timestamp,
+    highest timestamp, time of the last write) a stream."""
+    return f"""
 UPDATE streams SET
-    events = events + ?1,
-    parameter_rows = parameter_rows + ?2,
-    first_timestamp = coalesce(min(first_timestamp, ?3), first_timestamp, ?3),
-    last_timestamp = coalesce(max(last_timestamp, ?4), last_timestamp, ?4),
-    last_activity = ?5,
+    events = events + c.column2,
+    parameter_rows = parameter_rows + c.column3,
+    first_timestamp = coalesce(min(first_timestamp, c.column4), first_timestamp, c.column4),
+    last_timestamp = coalesce(max(last_timestamp, c.column5), last_timestamp, c.column5),
+    last_activity = c.column6,
     status = 'open'
-WHERE key = ?6
+FROM (VALUES {values_list(6, rows)}) AS c
+WHERE streams.key = c.column1
 """
 
 
+_TOUCH_DATA = MultiRow(_touch_data, 6, 64)
+
+
 def touch_many(conn: sqlite3.Connection, counters: Iterable[tuple[int, list[Any]]]) -> None:
-    """Count data writes, one UPDATE a stream: (key, [events, rows, lowest timestamp or None,
-    highest timestamp or None, time of the last write]) pairs; each stream is reopened."""
-    conn.executemany(_TOUCH_DATA, [(*counter, key) for key, counter in counters])
+    """Count data writes, one UPDATE for up to 64 streams (multirow.py): (key, [events, rows, lowest
+    timestamp or None, highest timestamp or None, time of the last write]) pairs, each key once; each
+    stream is reopened."""
+    _TOUCH_DATA.run(conn, [(key, *counter) for key, counter in counters])
 
 
 def read_info(conn: sqlite3.Connection, key: int) -> StreamInfo:
