@@ -4,7 +4,9 @@ explains the schema."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from pathlib import Path
 
 from ..base import StoreUnavailable
@@ -12,6 +14,8 @@ from ..base import StoreUnavailable
 # OFF is refused: it can corrupt the database on power loss, not just lose the last commits.
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SCHEMA_VERSION = 3
+
+log = logging.getLogger("hub.store")
 
 # Version 2's data tables, a row per event or parameter row (version 1 is migrated through them).
 DATA_TABLES_2 = """
@@ -170,10 +174,8 @@ def open_connections(path: str, synchronous: str) -> tuple[sqlite3.Connection, s
         version = write.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreUnavailable(f"{path}: schema version {version} is newer than this hub knows")
-        if version == 1:
-            write.executescript(MIGRATE_1_TO_2)
-        if version in (1, 2):
-            write.executescript(MIGRATE_2_TO_3)
+        if 0 < version < SCHEMA_VERSION:
+            _migrate(write, path, version)
         write.executescript(SCHEMA)
         write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         read = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -183,6 +185,17 @@ def open_connections(path: str, synchronous: str) -> tuple[sqlite3.Connection, s
         write.close()
         raise
     return write, read
+
+
+def _migrate(conn: sqlite3.Connection, path: str, version: int) -> None:
+    """Bring a file of an older hub to SCHEMA_VERSION, a step (one transaction) a version; logged,
+    since a large file takes a while (the start waits for it)."""
+    began = time.monotonic()
+    log.info("%s: migrating the file from schema version %d to %d", path, version, SCHEMA_VERSION)
+    if version == 1:
+        conn.executescript(MIGRATE_1_TO_2)
+    conn.executescript(MIGRATE_2_TO_3)
+    log.info("%s: migrated to schema version %d in %.1f s", path, SCHEMA_VERSION, time.monotonic() - began)
 
 
 def close_connections(write: sqlite3.Connection | None, read: sqlite3.Connection | None) -> None:
