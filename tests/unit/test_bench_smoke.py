@@ -10,7 +10,7 @@ import os
 import orjson
 import pytest
 
-from bench import sqlite_floor
+from bench import sqlite_floor, store_path
 from bench.__main__ import main
 
 
@@ -59,6 +59,12 @@ def test_multi_row_inserts_store_every_row_in_order(tmp_path):
     rows = [(i % 3, i, f"e{i}", None, None) for i in range(600)]  # 256 + 256 + 88
     sqlite_floor.insert_rows(conn, rows)
     assert conn.execute("SELECT stream, timestamp, id, value, tags FROM events ORDER BY seq").fetchall() == rows
+
+
+def test_store_path_measures_both_stores():
+    result = store_path.measure(batches=(1,), rounds=1, seconds=0.2)
+    assert set(result["cases"]) == {"hub/memory/b1", "hub/sqlite/b1"}
+    assert all(case["cpu_us_per_write"] > 0 and case["writes_per_s"] > 0 for case in result["cases"].values())
 
 
 def test_blocks_store_every_event_of_a_stream_in_one_row(tmp_path):
