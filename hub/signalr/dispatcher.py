@@ -4,8 +4,9 @@ Ordering: plain invocations are applied one at a time in arrival order (ASP.NET'
 parallel invocation per client); a method that returns `Deferred` lets the next one start while its
 Completion waits. Streaming invocations (either direction) run beside the receive loop, as in
 ASP.NET's DefaultHubDispatcher: the connection goes on reading while they run. What runs beside it
-is not started here: an entry point returns it as a `Job`, and the connection runs, counts and
-cancels it (inflight.py). A connection is seen through `ConnectionContext` (context.py) only.
+is not started here: an entry point returns it as a `Job` (a `PendingCompletion` for a Completion
+waiting on a store's future), and the connection runs, counts and cancels it (inflight.py). A
+connection is seen through `ConnectionContext` (context.py) only.
 
 Streams, both directions (texts as ASP.NET's; see protocol-notes/streaming-and-reconnect.md):
 - client to server: an Invocation (or StreamInvocation) whose `streamIds` name the streams; each
