@@ -4,8 +4,9 @@ Ordering: plain invocations are applied one at a time in arrival order (ASP.NET'
 parallel invocation per client); a method that returns `Deferred` lets the next one start while its
 Completion waits. Streaming invocations (either direction) run beside the receive loop, as in
 ASP.NET's DefaultHubDispatcher: the connection goes on reading while they run. What runs beside it
-is not started here: an entry point returns it as a `Job`, and the connection runs, counts and
-cancels it (inflight.py). A connection is seen through `ConnectionContext` (context.py) only.
+is not started here: an entry point returns it as a `Job` (a `PendingCompletion` for a Completion
+waiting on a store's future), and the connection runs, counts and cancels it (inflight.py). A
+connection is seen through `ConnectionContext` (context.py) only.
 
 Streams, both directions (texts as ASP.NET's; see protocol-notes/streaming-and-reconnect.md):
 - client to server: an Invocation (or StreamInvocation) whose `streamIds` name the streams; each
@@ -26,7 +27,6 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from .call import HubError, Unauthorized
@@ -82,10 +82,59 @@ class Job:
     """Work an invocation leaves running beside the receive loop, for the connection to run."""
 
     kind: JobKind
-    run: Coroutine[Any, Any, None] | None  # None: a COMPLETION answered by `complete` once `future` is done
+    run: Coroutine[Any, Any, None]
     invocation_id: str | None = None  # STREAM: the invocation a CancelInvocation names
-    future: asyncio.Future | None = None
-    complete: Callable[[asyncio.Future], None] | None = None
+
+
+class PendingCompletion:
+    """A Deferred's Completion waiting on a store's future (sqlite, redis): sent from the future's
+    one done-callback, `settle`, with no Task, as `_finish` would send it. The connection counts it
+    against --max-invocations-per-connection (inflight.py) and sets `then`, told once it is queued."""
+
+    __slots__ = ("future", "dispatcher", "conn", "target", "invocation_id", "void", "started", "then")
+    kind = JobKind.COMPLETION
+
+    def __init__(
+        self,
+        future: asyncio.Future,
+        dispatcher: HubDispatcher,
+        conn: ConnectionContext,
+        target: str,
+        invocation_id: str | None,
+        void: bool,
+        started: float,
+    ):
+        self.future = future
+        self.dispatcher = dispatcher
+        self.conn = conn
+        self.target = target
+        self.invocation_id = invocation_id
+        self.void = void
+        self.started = started
+        self.then: Callable[[asyncio.Future], None] | None = None
+
+    def settle(self, future: asyncio.Future) -> None:
+        try:
+            self._send(future)
+        finally:  # the bound frees after the Completion is queued, whatever happened to it
+            if self.then is not None:
+                self.then(future)
+
+    def _send(self, future: asyncio.Future) -> None:
+        dispatcher, target = self.dispatcher, self.target
+        try:
+            result = future.result()
+        except asyncio.CancelledError:
+            return  # as a cancelled Task: no Completion
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a Completion error
+            dispatcher._complete_error(self.conn, self.invocation_id, target, dispatcher._error_text(target, exc), self.started)
+            return
+        except BaseException as exc:  # noqa: BLE001 - not ours to answer; logged as a Task would
+            log.error("hub method %s: its result failed with %r", target, exc)
+            return
+        dispatcher.observer.completed(target, True, self.started)
+        if self.invocation_id is not None:
+            self.conn.send_now(Completion.with_result(self.invocation_id, None if self.void else result))
 
 
 class HubDispatcher:
@@ -124,7 +173,7 @@ class HubDispatcher:
 
     # --- entry points, called by the connection in arrival order ---------------------------------
 
-    async def invoke(self, conn: ConnectionContext, msg: Invocation) -> Job | None:
+    async def invoke(self, conn: ConnectionContext, msg: Invocation) -> Job | PendingCompletion | None:
         started = time.perf_counter()  # the invocation's duration runs until its Completion is queued
         method = self.methods.get(msg.target.lower())
         error = self._check(msg.target, method, msg.arguments, msg.stream_ids, streaming=False)
@@ -267,7 +316,7 @@ class HubDispatcher:
         started: float,
         *,
         defer: bool = True,
-    ) -> Job | None:
+    ) -> Job | PendingCompletion | None:
         try:
             result = await method.func(conn.call, *args)
         except asyncio.CancelledError:
@@ -279,8 +328,7 @@ class HubDispatcher:
             awaitable = result.awaitable
             if defer and not _settled(awaitable):  # counted against --max-invocations-per-connection
                 if isinstance(awaitable, asyncio.Future):  # a store's future: answered from its callback, no Task
-                    complete = partial(self._complete_settled, conn, target, invocation_id, result.void, started)
-                    return Job(JobKind.COMPLETION, None, future=awaitable, complete=complete)
+                    return PendingCompletion(awaitable, self, conn, target, invocation_id, result.void, started)
                 return Job(JobKind.COMPLETION, self._finish(conn, target, invocation_id, result, started))
             await self._finish(conn, target, invocation_id, result, started)
             return None
@@ -316,22 +364,6 @@ class HubDispatcher:
         self.observer.completed(target, True, started)
         if invocation_id is not None:
             await conn.send(Completion.with_result(invocation_id, None if deferred.void else result))
-
-    def _complete_settled(
-        self, conn: ConnectionContext, target: str, invocation_id: str | None, void: bool, started: float, future: asyncio.Future
-    ) -> None:
-        """`_finish` for a Deferred future, as its done-callback: the same Completion, without a Task."""
-        if future.cancelled():
-            return  # as a cancelled Task: no Completion
-        error = future.exception()
-        if error is None:
-            self.observer.completed(target, True, started)
-            if invocation_id is not None:
-                conn.send_now(Completion.with_result(invocation_id, None if void else future.result()))
-        elif not isinstance(error, Exception):
-            log.error("hub method %s: its result failed with %r", target, error)
-        else:
-            self._complete_error(conn, invocation_id, target, self._error_text(target, error), started)
 
     async def _stream(
         self, conn: ConnectionContext, method: HubMethod, msg: StreamInvocation, uploads: list[UploadStream]

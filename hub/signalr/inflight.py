@@ -1,8 +1,9 @@
 """The work one connection runs beside its receive loop, and its bounds.
 
 An invocation may leave work running once the receive loop has moved on: the dispatcher hands it
-back as a `Job` (dispatcher.py) and the connection runs it here: a task, or for a Completion that
-waits on a store's future, only a callback on that future (no task). `InFlight` holds each until it
+back as a `Job` (dispatcher.py) and the connection runs it here as a task; a Completion that waits
+on a store's future comes back as a `PendingCompletion`, run as one done-callback on that future
+(no task, no further callback: a callback is a Handle and a loop pass each). `InFlight` holds each until it
 ends (`drain` waits for them when the server shuts down) and bounds them:
 - deferred Completions (`JobKind.COMPLETION`): at most --max-invocations-per-connection pending
   (`full`); past it the connection reads nothing more from its client until one completes
@@ -20,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from .dispatcher import Job, JobKind
+from .dispatcher import Job, JobKind, PendingCompletion
 from .observer import HubObserver
 from .streaming import ConnectionStreams
 
@@ -28,6 +29,7 @@ from .streaming import ConnectionStreams
 class InFlight:
     __slots__ = (
         "max_pending", "pending", "stalled", "streams", "observer", "_tasks", "_stream_tasks", "_settled", "_ended",
+        "_queued",
     )  # fmt: skip
 
     def __init__(self, max_pending: int, max_streams: int, observer: HubObserver | None = None):
@@ -40,15 +42,21 @@ class InFlight:
         self._stream_tasks: set[asyncio.Future] = set()  # the stream Jobs, cancelled with the connection
         self._settled: asyncio.Event | None = None  # made when reading has to wait for a Completion
         self._ended = False  # the connection is gone: streams started now stop at once
+        self._queued = self._completion_queued  # bound once: each PendingCompletion's `then`
 
     @property
     def full(self) -> bool:
         return self.pending >= self.max_pending
 
-    def run(self, job: Job) -> asyncio.Future:
+    def run(self, job: Job | PendingCompletion) -> asyncio.Future:
         """Start `job`, counted against its bound until it ends."""
-        if job.run is None:  # a Completion answered from its future's callback: no task to make
-            return self._await_future(job)
+        if type(job) is PendingCompletion:  # answered from its future's callback: no task to make
+            future = job.future
+            self.pending += 1
+            self._tasks.add(future)
+            job.then = self._queued
+            future.add_done_callback(job.settle)
+            return future
         task = asyncio.ensure_future(job.run)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -63,15 +71,9 @@ class InFlight:
                 task.cancel()  # the connection ended while the invocation was being applied
         return task
 
-    def _await_future(self, job: Job) -> asyncio.Future:
-        future, complete = job.future, job.complete
-        assert future is not None and complete is not None
-        self.pending += 1
-        self._tasks.add(future)
-        future.add_done_callback(complete)  # first: the Completion is queued before the bound frees
-        future.add_done_callback(self._tasks.discard)
-        future.add_done_callback(self._completed)
-        return future
+    def _completion_queued(self, future: asyncio.Future) -> None:
+        self._tasks.discard(future)
+        self._completed(future)
 
     def _completed(self, _task: asyncio.Future) -> None:
         self.pending -= 1

@@ -56,11 +56,11 @@ class Completion:
 
     @classmethod
     def with_result(cls, invocation_id: str, result: Any) -> "Completion":
-        return cls(invocation_id, result=result, has_result=True)
+        return cls(invocation_id, None, result, True)  # positional: the hot path of every write's answer
 
     @classmethod
     def with_error(cls, invocation_id: str, error: str) -> "Completion":
-        return cls(invocation_id, error=error)
+        return cls(invocation_id, error)
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ import os
 import orjson
 import pytest
 
-from bench import sqlite_floor, store_path
+from bench import deferred_settle, sqlite_floor, store_path
 from bench.__main__ import main
 
 
@@ -52,6 +52,11 @@ def test_sqlite_floor_commits_rows_per_write_per_commit_and_in_multi_row_inserts
     variants = ("blocks", "multi_row", "per_commit", "per_write")
     assert set(result["cases"]) == {f"{v}/b{b}" for v in variants for b in (1, 10)}
     assert all(case["events_per_s"] > 0 and case["cpu_us_per_event"] > 0 for case in result["cases"].values())
+
+
+def test_deferred_settle_answers_every_invocation_of_both_kinds():
+    result = deferred_settle.measure(deferred_settle.ROOT, batches=2)  # the child asserts every Completion was written
+    assert result["future"] > 0 and result["settled"] > 0
 
 
 def test_multi_row_inserts_store_every_row_in_order(tmp_path):

@@ -11,7 +11,7 @@ from hub.signalr.hub import Deferred, Hub, hub_method
 from hub.signalr.keepalive import KeepAlive
 from hub.signalr.messages import PING_MESSAGE, Completion
 from hub.signalr.options import SignalROptions
-from hub.signalr.outbox import Outbox, Queued
+from hub.signalr.outbox import FellBehind, Outbox, Queued
 
 from signalr_fakes import completions, connect, frame, hold_writes
 
@@ -36,6 +36,23 @@ def test_the_outbox_is_bounded_by_messages_and_bytes_and_takes_one_large_message
     box.written(batch)
     box.put(item(60))
     assert not box.fits(1, 41) and box.fits(1, 40)  # the byte bound
+
+
+def test_the_outbox_puts_exactly_what_fits() -> None:
+    """`put` checks the bounds inlined (it runs for every message sent): the same answer as `fits`."""
+    for max_messages, max_bytes in ((1, 10), (3, 100), (5, 7)):
+        for queued in range(max_messages + 2):
+            for count, size in ((1, 0), (1, 5), (2, 30), (1, 200), (3, 1)):
+                box = Outbox(max_messages, max_bytes)
+                for _ in range(queued):
+                    box.put_last(item(3))
+                expected = box.fits(count, size)
+                try:
+                    box.put(item(size, count))
+                except FellBehind:
+                    assert not expected, (max_messages, max_bytes, queued, count, size)
+                else:
+                    assert expected, (max_messages, max_bytes, queued, count, size)
 
 
 async def test_a_producer_waits_for_room_and_is_released_when_the_queue_drains() -> None:
