@@ -184,3 +184,19 @@ async def test_a_writer_stopped_by_a_bug_answers_every_write(path: str) -> None:
     await writer.close()
     assert stored(path) == []
     conn.close()
+
+
+async def test_work_after_a_commit_that_fails_still_answers_every_write(writer: ToyWriter, path: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    def boom() -> None:
+        raise RuntimeError("a bug in what runs after the commit")
+
+    def insert(conn: sqlite3.Connection, writes: list[int]) -> list[Any]:
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [(w,) for w in writes])
+        return [Then(w, boom if w == 2 else (lambda: None)) for w in writes]
+
+    writer.apply = insert
+    futures = [writer.submit(i) for i in range(5)]
+    assert await asyncio.gather(*futures) == [0, 1, 2, 3, 4]  # stored, and told so: 2 as well
+    assert stored(path) == [0, 1, 2, 3, 4]
+    assert "a bug in what runs after the commit" in caplog.text
+

@@ -54,7 +54,7 @@ class _Block:
 @dataclass(slots=True, eq=False)
 class DataWrite(AfterCommit):
     """Events (`events`) or parameter rows (`parameter_data`) appended to one stream at `now`. Its
-    own result once committed (`settle`: publish it on `feed`, then answer its count). The writer
+    own result once committed (`after_commit`: publish it on `feed`; `outcome`: its count). The writer
     fills in `placed` (where its items went: (block, first index, how many)) and `info` (the stream's
     state, when this write made or reopened it)."""
 
@@ -71,11 +71,13 @@ class DataWrite(AfterCommit):
     def count(self) -> int:
         return len(self.events) if self.events is not None else self.parameter_data.rows  # type: ignore[union-attr]
 
-    def settle(self) -> int:
+    def after_commit(self) -> None:
         """On the loop, after the commit: the stream's new state (made or reopened), then the data."""
         feed = self.feed
         if feed.count and feed.wants(self.topic, self.stream_id):
             self._publish(feed)
+
+    def outcome(self) -> int:
         return self.count
 
     def cursors(self) -> list[str]:

@@ -5,9 +5,9 @@ all of them: throughput grows with the writes in flight instead of being capped 
 The writer knows nothing of what a write is. Its owner queues opaque writes with `submit` (from an
 event loop; the queue order is the call order) and supplies `apply(conn, writes) -> results`, which
 runs them in order inside the transaction the writer began. Then:
-- `apply` returned and COMMIT succeeded: each write's future resolves to its result (or, for an
-  `AfterCommit` result, to what its `settle()` returns), on its own event loop (thread-safely, one
-  wake-up per loop and batch), in queue order;
+- `apply` returned and COMMIT succeeded: each write's future resolves to its result (for an
+  `AfterCommit` result: its `after_commit()` runs first, then the future gets its `outcome()`), on
+  its own event loop (thread-safely, one wake-up per loop and batch), in queue order;
 - `apply` raised: the transaction is rolled back and the batch is done again one write a transaction,
   so a bad write fails alone (its future gets what `apply` raised) while the others commit;
 - BEGIN or COMMIT failed: the transaction is rolled back and every write of it fails with
@@ -36,13 +36,17 @@ log = logging.getLogger("hub.store")
 
 class AfterCommit:
     """What `apply` returns for a write whose caller must not hear of it before some work has run:
-    once its transaction is committed, `settle()` is called on the write's event loop and the write's
-    future resolves to what it returns. A base class, so that a write can be its own result (the
-    store's data writes are: no object more a write)."""
+    once its transaction is committed, `after_commit()` runs on the write's event loop, then the
+    write's future resolves to `outcome()`. If `after_commit` raises, that is logged and the future
+    still gets its outcome: the write is stored, and its caller is told so. A base class, so that a
+    write can be its own result (the store's data writes are: no object more a write)."""
 
     __slots__ = ()
 
-    def settle(self) -> Any:
+    def after_commit(self) -> None:
+        raise NotImplementedError
+
+    def outcome(self) -> Any:
         raise NotImplementedError
 
 
@@ -53,8 +57,10 @@ class Then(AfterCommit):
     result: Any
     run: Callable[[], None]
 
-    def settle(self) -> Any:
+    def after_commit(self) -> None:
         self.run()
+
+    def outcome(self) -> Any:
         return self.result
 
 
@@ -239,9 +245,18 @@ def _settle_committed(batch: list[_Queued], results: list[Any]) -> None:
 def _resolve_committed(batch: list[_Queued], results: list[Any]) -> None:
     for (_, future, _), result in zip(batch, results):
         if isinstance(result, AfterCommit):
-            result = result.settle()  # committed: run it before the caller hears of the write
+            result = _after_commit(result)
         if not future.done():  # done: cancelled by its caller; the write happened anyway
             future.set_result(result)
+
+
+def _after_commit(result: AfterCommit) -> Any:
+    """Committed: run its work before the caller hears of the write; the outcome whatever it did."""
+    try:
+        result.after_commit()
+    except Exception:  # a bug after the commit must not leave this batch's callers waiting
+        log.exception("after a commit (the write is stored): %s failed", type(result).__name__)
+    return result.outcome()
 
 
 def _settle(outcomes: Iterable[Outcome]) -> None:
@@ -260,7 +275,7 @@ def _settle(outcomes: Iterable[Outcome]) -> None:
 def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     for future, result, error in settled:
         if isinstance(result, AfterCommit):
-            result = result.settle()  # committed: run it before the caller hears of the write
+            result = _after_commit(result)
         if future.done():  # cancelled by its caller; the write happened anyway
             continue
         if error is None:

@@ -119,7 +119,7 @@ class SqliteStore(StreamStore):
                     trimmer.trim_counts(conn)
                 if type(write) is DataWrite:
                     trimmer.written(data.add(conn, write))
-                    results.append(write)  # its own result: DataWrite.settle
+                    results.append(write)  # its own result: DataWrite.after_commit, .outcome
                 else:
                     data.flush(conn)
                     results.append(write(conn))  # type: ignore[operator]
