@@ -110,7 +110,7 @@ class DataWriteBatch:
 
     def add(self, conn: sqlite3.Connection, write: DataWrite) -> int:
         """Take `write`; its stream's key (made now if new)."""
-        if write.placed:  # applied before in a transaction that was rolled back: placed anew
+        if write.placed or write.info is not None:  # applied before, in a transaction rolled back since
             write.placed, write.info = [], None
         key, changed = self.open_streams.key_for_data_write(conn, write.topic, write.stream_id)
         events = write.events
