@@ -114,19 +114,25 @@ class DataWriteBatch:
             write.placed, write.info = [], None
         key, changed = self.open_streams.key_for_data_write(conn, write.topic, write.stream_id)
         events = write.events
+        timestamps: list[int] | None = None
         if events is not None:
             # the Events themselves (never tracked by the collector): no object made per event here
             items: list[Any] = events
             table, n_events, n_rows = _EVENTS, len(events), 0
-            timestamps = [events[0].timestamp] if len(events) == 1 else [e.timestamp for e in events]
+            if n_events == 1:  # the usual invocation: no list of one timestamp
+                low = high = events[0].timestamp
+            elif n_events:
+                timestamps = [e.timestamp for e in events]
+                low, high = min(timestamps), max(timestamps)
         else:
             data = write.parameter_data
             assert data is not None
             items = [[ts, values] for ts, values in split_rows(data)]
             table, n_events, n_rows = _PARAMETERS, 0, data.rows
             timestamps = data.timestamps
+            if timestamps:
+                low, high = min(timestamps), max(timestamps)
         if items:
-            low, high = (timestamps[0], timestamps[0]) if len(timestamps) == 1 else (min(timestamps), max(timestamps))
             self._place(table, key, items, timestamps, low, high, write)
         else:
             low = high = None
@@ -146,9 +152,10 @@ class DataWriteBatch:
         return key
 
     def _place(
-        self, table: int, key: int, items: list[Any], timestamps: list[int], low: int, high: int, write: DataWrite
+        self, table: int, key: int, items: list[Any], timestamps: list[int] | None, low: int, high: int, write: DataWrite
     ) -> None:
-        """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS."""
+        """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS
+        (`timestamps`: the items', or None for a single item of timestamp `low`)."""
         open_blocks = self._open[table]
         block = open_blocks.get(key)
         if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # the usual case
@@ -159,6 +166,8 @@ class DataWriteBatch:
             if high > block.high:
                 block.high = high
             return
+        if timestamps is None:
+            timestamps = [low]
         start = 0
         while start < len(items):
             if block is None or len(block.items) >= MAX_BLOCK_ITEMS:

@@ -112,13 +112,16 @@ class SqliteStore(StreamStore):
         trimmer.began()
         data = DataWriteBatch(self._open_streams)
         results: list[Any] = []
+        counting = trimmer.counts_written()  # count retention: what each write touches is remembered
         try:
             for write in writes:
-                if trimmer.trim_due():
+                if counting and trimmer.trim_due():
                     data.flush(conn)
                     trimmer.trim_counts(conn)
                 if type(write) is DataWrite:
-                    trimmer.written(data.add(conn, write))
+                    key = data.add(conn, write)
+                    if counting:
+                        trimmer.written(key)
                     results.append(write)  # its own result: DataWrite.after_commit, .outcome
                 else:
                     data.flush(conn)

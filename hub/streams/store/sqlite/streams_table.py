@@ -114,17 +114,17 @@ class OpenStreamKeys:
 
     def key_for_data_write(self, conn: sqlite3.Connection, topic: str, stream_id: str) -> tuple[int, bool]:
         """The stream's key, and whether this data write makes or reopens it (it then stays open)."""
-        keys = self._keys
-        key = keys.get((topic, stream_id))
+        keys, name = self._keys, (topic, stream_id)
+        key = keys.get(name)
         if key is not None:
-            keys.move_to_end((topic, stream_id))
+            keys.move_to_end(name)
             return key, False
         row = conn.execute("SELECT key, status FROM streams WHERE topic = ? AND stream_id = ?", (topic, stream_id)).fetchone()
         if row is not None:
             key, changed = int(row[0]), row[1] == "closed"
         else:
             key, changed = ensure_stream(conn, topic, stream_id), True
-        keys[(topic, stream_id)] = key
+        keys[name] = key
         if len(keys) > self.bound:
             keys.popitem(last=False)  # the least recently written: its next write SELECTs its key
         return key, changed

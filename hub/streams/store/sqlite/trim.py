@@ -46,6 +46,10 @@ class Trimmer:
         if self._trims != self._trims_at_begin:
             self.trim_all = True
 
+    def counts_written(self) -> bool:
+        """Whether writes must be told (`written`, `trim_due`): only count retention keeps the set."""
+        return self.retention.max_count is not None
+
     def trim_due(self) -> bool:
         """Before a write: the touched set is full, run `trim_counts` first (see `touched`)."""
         return len(self.touched) >= self.max_touched
