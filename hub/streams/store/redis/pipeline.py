@@ -1,13 +1,16 @@
 """The Redis store's writes: one queue in call order, sent in pipelines, each write answered truthfully.
 
-One writer task drains the queue and sends everything queued (up to WRITE_BATCH) in one pipeline:
-one round trip for many writes (group commit). A write resolves when Redis replied, which with
+One writer task drains the queue and sends everything queued (up to WRITE_BATCH writes) in one
+pipeline: one round trip for many writes (group commit). The writes go in as few calls of the
+library's `hub_batch` as their size allows (CALL_ITEMS), each call carrying its writes MessagePack-
+encoded in one argument and answering all of them in one MessagePack reply: the hub encodes and
+parses one value per call, not one command per write. A write resolves when Redis replied, which with
 `appendfsync always` means it is on disk. The client never retries a write on its own (a retry of a
 write whose reply was lost would store it twice).
 
-Failed means not stored: every write carries a deadline in Redis' clock, `timeout` after it is
+Failed means not stored: every call carries a deadline in Redis' clock, `timeout` after it is
 sent, past which the function refuses it; a write is answered failed only once that deadline has
-passed. Stored means stored: each write records its reply in its pipeline's outcome hash in the
+passed. Stored means stored: each call records its replies in its pipeline's outcome hash in the
 same atomic call, and a pipeline whose replies were lost is answered from that hash.
 """
 
@@ -34,6 +37,9 @@ from .keys import Keys
 log = logging.getLogger("hub.store")
 
 WRITE_BATCH = 1000  # writes per pipeline at most
+# Keys and arguments per `hub_batch` call at most: Redis runs one call without serving anything
+# else, so a pipeline of large writes (e.g. 1,000-event bodies) is split into several calls.
+CALL_ITEMS = 20_000
 # Our clock and Redis' may tick at slightly different rates between two measures of their offset.
 DEADLINE_MARGIN = 0.05
 # A pipeline whose replies did not come: how long the hub keeps asking Redis which of its writes it
@@ -49,9 +55,9 @@ def _unchanged(reply: Any) -> Any:
 
 @dataclass(slots=True)
 class Write:
-    function: str  # one function of the library: the write's one command
+    function: str  # the name of one write of the library's `hub_batch` (writerhub.lua)
     keys: list[str]
-    args: list[Any]  # the outcome field and the deadline are appended when the write is sent
+    args: list[str | bytes]  # strings only: the library reads them as Lua strings
     convert: Callable[[Any], Any]  # its reply -> the write's result
     future: asyncio.Future[Any]
 
@@ -141,16 +147,15 @@ class WritePipeline:
         deadline = int((sent + connection.clock_offset + self.timeout) * 1000)  # ms, Redis' clock
         outcome = self.keys.outcome(self._process_token, next(self._pipelines))
         answered, self._answered = self._answered, []
-        pipe.delete(outcome, *answered)
-        pipe.hset(outcome, "-", "")  # made first, so that it expires even if the pipeline stops midway
-        pipe.pexpire(outcome, OUTCOME_TTL_MS)
-        for i, write in enumerate(batch):
-            pipe.fcall(write.function, len(write.keys) + 1, *write.keys, outcome, *write.args, i, deadline)
+        calls = split_calls(batch)
+        for field, call in enumerate(calls):
+            dropped = answered if field == 0 else []
+            pipe.fcall("hub_batch", 1 + len(dropped), outcome, *dropped, field, deadline, OUTCOME_TTL_MS, encode_writes(call))
         began = time.perf_counter()
         try:
-            replies = (await pipe.execute(raise_on_error=False))[3:]
+            replies = await pipe.execute(raise_on_error=False)
         except DOWN_ERRORS as error:
-            # Timed out, or the connection broke: some writes may have been applied (their replies
+            # Timed out, or the connection broke: some calls may have been applied (their replies
             # lost: Redis froze before sending them) and others may still sit in Redis' input (it
             # is paused). Once the deadline has passed none of the latter can be applied; the
             # outcome hash then says which were, and only the others are answered failed.
@@ -158,7 +163,7 @@ class WritePipeline:
             if not isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) and await connection.process_gone():
                 _fail(batch, connection.unavailable())  # a new process: what the old one applied is unknowable here
                 return
-            task = asyncio.create_task(self.settle_from_outcome(batch, outcome, sent))
+            task = asyncio.create_task(self.settle_from_outcome(calls, outcome, sent))
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
             return
@@ -170,27 +175,23 @@ class WritePipeline:
             self.on_commit(time.perf_counter() - began)
         self._answered.append(outcome)
         reload = False
-        for write, reply in zip(batch, replies):
-            if write.future.done():
+        for call, reply in zip(calls, replies):
+            if isinstance(reply, bytes):
+                answer(call, reply, connection.where)
                 continue
-            if isinstance(reply, Exception):
-                if isinstance(reply, ResponseError) and "function" in str(reply).lower() and "not found" in str(reply).lower():
-                    reload = True  # Redis restarted without its functions: nothing was applied
-                write.future.set_exception(StoreUnavailable(f"redis store {connection.where}: {reply}"))
-            else:
-                try:
-                    write.future.set_result(write.convert(reply))
-                except Exception as error:  # noqa: BLE001
-                    write.future.set_exception(error)
+            if isinstance(reply, ResponseError) and "function" in str(reply).lower() and "not found" in str(reply).lower():
+                reload = True  # Redis restarted without its functions: nothing was applied
+            _fail(call, StoreUnavailable(f"redis store {connection.where}: {reply}"))
         if reload:
             with contextlib.suppress(Exception):
                 await connection.load_library()
 
-    async def settle_from_outcome(self, batch: list[Write], outcome: str, sent: float) -> None:
+    async def settle_from_outcome(self, calls: list[list[Write]], outcome: str, sent: float) -> None:
         """Answer each write of a pipeline whose replies were lost, truthfully: once its deadline has
         passed (the pipeline was sent at `sent`, monotonic), ask Redis (for up to OUTCOME_PATIENCE)
-        which writes it applied and with what reply (the `outcome` hash)."""
+        which of its calls it applied and with what replies (the `outcome` hash, a field per call)."""
         where = self.connection.where
+        batch = [write for call in calls for write in call]
         try:
             await self._until_past(sent)
             applied = await self._outcome(outcome)
@@ -205,18 +206,12 @@ class WritePipeline:
         refused = StoreUnavailable(
             f"redis store {where}: not applied within --store-timeout ({self.timeout:g} s), and never will be"
         )
-        for i, write in enumerate(batch):
-            packed = applied.get(str(i).encode())
-            if write.future.done():
-                continue
+        for field, call in enumerate(calls):
+            packed = applied.get(str(field).encode())
             if packed is None:  # not applied, and past its deadline it never will be
-                write.future.set_exception(refused)
-                continue
-            try:
-                reply = msgpack.unpackb(packed, raw=True)
-                write.future.set_result(write.convert(None if reply is False else reply))
-            except Exception as error:  # noqa: BLE001
-                write.future.set_exception(error)
+                _fail(call, refused)
+            else:
+                answer(call, packed, where)
 
     async def _outcome(self, outcome: str) -> dict[bytes, bytes] | None:
         """The outcome hash of a pipeline (deleted once read), asked for until Redis answers or
@@ -241,6 +236,51 @@ class WritePipeline:
         wait = sent + self.timeout + DEADLINE_MARGIN - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+def split_calls(batch: list[Write]) -> list[list[Write]]:
+    """The writes of a pipeline in call order, cut into `hub_batch` calls of about CALL_ITEMS keys and
+    arguments each (a write is never split)."""
+    calls: list[list[Write]] = []
+    call: list[Write] = []
+    items = 0
+    for write in batch:
+        size = len(write.keys) + len(write.args)
+        if call and items + size > CALL_ITEMS:
+            calls.append(call)
+            call, items = [], 0
+        call.append(write)
+        items += size
+    if call:
+        calls.append(call)
+    return calls
+
+
+def encode_writes(call: list[Write]) -> bytes:
+    """The `hub_batch` argument that carries a call's writes (raw strings: Redis' MessagePack reads no `bin`)."""
+    return msgpack.packb([(write.function, write.keys, write.args) for write in call], use_bin_type=False)
+
+
+def answer(call: list[Write], packed: bytes, where: str) -> None:
+    """Settle a call's writes from its reply (MessagePack: one value, or {err}, per write in order)."""
+    try:
+        replies = msgpack.unpackb(packed, raw=True)
+    except Exception as error:  # noqa: BLE001 - a bug must not leave writers waiting
+        _fail(call, StoreUnavailable(f"redis store {where}: unreadable reply ({error!r})"))
+        return
+    for write, reply in zip(call, replies):
+        if write.future.done():
+            continue
+        if type(reply) is dict:
+            message = reply.get(b"err", b"").decode(errors="replace")
+            write.future.set_exception(StoreUnavailable(f"redis store {where}: {message}"))
+            continue
+        try:
+            write.future.set_result(write.convert(None if reply is False else reply))
+        except Exception as error:  # noqa: BLE001
+            write.future.set_exception(error)
+    if len(replies) < len(call):
+        _fail(call[len(replies):], StoreUnavailable(f"redis store {where}: no reply for this write"))
 
 
 def _fail(batch: list[Write], error: BaseException) -> None:
