@@ -22,7 +22,6 @@ import itertools
 import logging
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -79,11 +78,13 @@ class WritePipeline:
         # own: Redis could freeze after that delete and before the replies, and the hash is the truth.)
         self._answered: list[str] = []
         self.on_commit: Callable[[float], None] | None = None  # told each pipeline's seconds, sent to answered
-        self._pending: deque[Write | None] = deque()  # None: the writer stops there
+        self._pending: list[Write] = []  # in call order; taken WRITE_BATCH at a time
+        self._closing = False  # the writer stops once it has sent what is queued
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._closing = False
         self._wake = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop())
 
@@ -91,10 +92,12 @@ class WritePipeline:
         """Send every write already queued, then stop; writes still being settled fail."""
         if self._writer is not None:
             assert self._wake is not None
-            self._pending.append(None)  # after every write already queued
+            self._closing = True  # after every write already queued
             self._wake.set()
             await self._writer
             self._writer = None
+        left, self._pending = self._pending, []  # submitted after the writer stopped: never sent
+        _fail(left, StoreUnavailable(f"redis store {self.connection.where}: closed"))
         for task in list(self._settling):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -123,18 +126,11 @@ class WritePipeline:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch: list[Write] = []
-                stop = False
-                while self._pending and len(batch) < WRITE_BATCH:
-                    write = self._pending.popleft()
-                    if write is None:
-                        stop = True
-                        break
-                    batch.append(write)
-                if batch:
-                    await self._run(batch)
-                if stop:
-                    return
+                batch = self._pending[:WRITE_BATCH]
+                del self._pending[:WRITE_BATCH]
+                await self._run(batch)
+            if self._closing:
+                return
 
     async def _run(self, batch: list[Write]) -> None:
         connection = self.connection

@@ -92,21 +92,39 @@ class RedisStore(StreamStore):
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def _append(self, kind: DataKind, topic: str, stream_id: str, items: list[tuple[int, bytes]]) -> Awaitable[int]:
-        keys = self.keys.stream_function(topic, stream_id) + [self.keys.data(kind, topic, stream_id)]
-        timestamps = [ts for ts, _ in items]
-        low, high = (str(min(timestamps)), str(max(timestamps))) if timestamps else ("", "")
-        args: list[str | bytes] = [topic, stream_id, repr(time.time()), kind, low, high, self._maxlen, self._max_age_ms]
-        for ts, data in items:
-            args.append(str(ts))
-            args.append(data)
+    def _append(self, kind: DataKind, topic: str, stream_id: str, entries: list[str | bytes], low: int | None,
+                high: int | None) -> Awaitable[int]:
+        """One append: `entries` the entries' fields in pairs (timestamp as text, `d`), `low` and
+        `high` their lowest and highest timestamp (None when there is none)."""
+        keys = self.keys.stream_function(topic, stream_id)
+        keys.append(self.keys.data(kind, topic, stream_id))
+        args: list[str | bytes] = [
+            topic, stream_id, repr(time.time()), kind, "" if low is None else str(low), "" if high is None else str(high),
+            self._maxlen, self._max_age_ms,
+        ]
+        args += entries
         return self.pipeline.submit("append", keys, args, int)
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        return self._append(DataKind.EVENTS, topic, stream_id, [(e.timestamp, event_data(e)) for e in events])
+        entries: list[str | bytes] = []
+        low = high = None
+        for event in events:
+            ts = event.timestamp
+            if low is None or ts < low:
+                low = ts
+            if high is None or ts > high:
+                high = ts
+            entries += (str(ts), event_data(event))
+        return self._append(DataKind.EVENTS, topic, stream_id, entries, low, high)
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        return self._append(DataKind.PARAMETERS, topic, stream_id, [(ts, dumps(values)) for ts, values in split_rows(data)])
+        rows = list(split_rows(data))
+        entries: list[str | bytes] = []
+        for ts, values in rows:
+            entries += (str(ts), dumps(values))
+        timestamps = [ts for ts, _ in rows]
+        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
+        return self._append(DataKind.PARAMETERS, topic, stream_id, entries, low, high)
 
     def _stream_call(self, function: str, topic: str, stream_id: str, *extra: Any) -> Awaitable[StreamInfo]:
         keys = self.keys.stream_function(topic, stream_id)
