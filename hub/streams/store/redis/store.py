@@ -107,14 +107,10 @@ class RedisStore(StreamStore):
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
         entries: list[str | bytes] = []
-        low = high = None
         for event in events:
-            ts = event.timestamp
-            if low is None or ts < low:
-                low = ts
-            if high is None or ts > high:
-                high = ts
-            entries += (str(ts), event_data(event))
+            entries += (str(event.timestamp), event_data(event))
+        timestamps = [event.timestamp for event in events]
+        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
         return self._append(DataKind.EVENTS, topic, stream_id, entries, low, high)
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
