@@ -1,7 +1,10 @@
 """The Redis store's writes: one queue in call order, sent in pipelines, each write answered truthfully.
 
 One writer task drains the queue and sends everything queued (up to WRITE_BATCH writes) in one
-pipeline: one round trip for many writes (group commit). The writes go in as few calls of the
+pipeline: one round trip for many writes (group commit). Pipelines go out on one connection of
+their own, so Redis applies them in the order sent; up to MAX_IN_FLIGHT of them are on their way
+at once, so the hub gathers and sends the next while Redis applies one, and a reader task takes
+their replies in order. The writes go in as few calls of the
 library's `hub_batch` as their size allows (CALL_ITEMS), each call carrying its writes MessagePack-
 encoded in one argument and answering all of them in one MessagePack reply: the hub encodes and
 parses one value per call, not one command per write. A write resolves when Redis replied, which with
@@ -22,6 +25,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -36,6 +40,9 @@ from .keys import Keys
 log = logging.getLogger("hub.store")
 
 WRITE_BATCH = 1000  # writes per pipeline at most
+# Pipelines sent and not yet answered at most; at the bound the writer waits for the oldest's replies
+# (the writes queue meanwhile, and go in the next pipeline).
+MAX_IN_FLIGHT = 2
 # Keys and arguments per `hub_batch` call at most: Redis runs one call without serving anything
 # else, so a pipeline of large writes (e.g. 1,000-event bodies) is split into several calls.
 CALL_ITEMS = 20_000
@@ -61,6 +68,17 @@ class Write:
     future: asyncio.Future[Any]
 
 
+@dataclass(slots=True)
+class Sent:
+    """A pipeline on its way: its calls in order, its outcome hash, when it was sent (monotonic,
+    for its deadline; perf_counter, for on_commit)."""
+
+    calls: list[list[Write]]
+    outcome: str
+    sent: float
+    began: float
+
+
 class WritePipeline:
     """Writes sent over `connection` in call order; `timeout`: seconds a write may take."""
 
@@ -68,7 +86,7 @@ class WritePipeline:
         self.connection = connection
         self.keys = keys
         # Seconds a write may take. It is sent with a deadline that far ahead in Redis' clock; the
-        # hub answers it failed only once that deadline has passed (see _run), so a write answered
+        # hub answers it failed only once that deadline has passed (see _lost), so a write answered
         # failed is never applied later.
         self.timeout = timeout
         self._pipelines = itertools.count()  # names each pipeline's outcome hash, with a per-process token
@@ -82,22 +100,48 @@ class WritePipeline:
         self._closing = False  # the writer stops once it has sent what is queued
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._link: Any = None  # the writes' own connection (redis-py's), taken from the client's pool
+        self._in_flight: deque[Sent] = deque()  # sent, replies not yet read; MAX_IN_FLIGHT at most
+        self._moved: asyncio.Event | None = None  # set when a pipeline is sent or answered
+        self._reader: asyncio.Task[None] | None = None
+        # After replies were lost: no pipeline is sent before this (monotonic), the deadline of the
+        # last one lost. Until then its leftovers could still be applied, and a later pipeline, on a
+        # new connection, would not be ordered after them.
+        self._hold_until = 0.0
 
     def start(self) -> None:
         self._closing = False
         self._wake = asyncio.Event()
+        self._moved = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop())
+        self._reader = asyncio.create_task(self._read_loop())
 
     async def close(self) -> None:
-        """Send every write already queued, then stop; writes still being settled fail."""
+        """Send every write already queued, wait for their replies, then stop; writes still being
+        settled fail."""
         if self._writer is not None:
             assert self._wake is not None
             self._closing = True  # after every write already queued
             self._wake.set()
             await self._writer
             self._writer = None
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        for pipeline in self._in_flight:  # only when the writer failed: nothing else leaves them here
+            _fail([write for call in pipeline.calls for write in call], StoreUnavailable(f"redis store {self.connection.where}: closed"))
+        self._in_flight.clear()
         left, self._pending = self._pending, []  # submitted after the writer stopped: never sent
         _fail(left, StoreUnavailable(f"redis store {self.connection.where}: closed"))
+        if self._link is not None:
+            link, self._link = self._link, None
+            with contextlib.suppress(Exception):
+                await link.disconnect()
+            if self.connection.client is not None:
+                with contextlib.suppress(Exception):
+                    await self.connection.client.connection_pool.release(link)
         for task in list(self._settling):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -121,66 +165,136 @@ class WritePipeline:
         return future
 
     async def _write_loop(self) -> None:
-        assert self._wake is not None
+        assert self._wake is not None and self._moved is not None
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                while len(self._in_flight) >= MAX_IN_FLIGHT:
+                    await self._until_moved()
+                if (hold := self._hold_until - time.monotonic()) > 0:
+                    await asyncio.sleep(hold)
                 batch = self._pending[:WRITE_BATCH]
                 del self._pending[:WRITE_BATCH]
-                await self._run(batch)
+                await self._send(batch)
             if self._closing:
+                while self._in_flight:  # their replies, before the store closes the connection
+                    await self._until_moved()
                 return
 
-    async def _run(self, batch: list[Write]) -> None:
+    async def _until_moved(self) -> None:
+        assert self._moved is not None
+        self._moved.clear()
+        await self._moved.wait()
+
+    async def _send(self, batch: list[Write]) -> None:
         connection = self.connection
         if connection.down is not None:
             _fail(batch, connection.unavailable())
             return
         assert connection.client is not None
-        pipe = connection.client.pipeline(transaction=False)
         sent = time.monotonic()
         deadline = int((sent + connection.clock_offset + self.timeout) * 1000)  # ms, Redis' clock
         outcome = self.keys.outcome(self._process_token, next(self._pipelines))
         answered, self._answered = self._answered, []
         calls = split_calls(batch)
-        for field, call in enumerate(calls):
-            dropped = answered if field == 0 else []
-            pipe.fcall("hub_batch", 1 + len(dropped), outcome, *dropped, field, deadline, OUTCOME_TTL_MS, encode_writes(call))
-        began = time.perf_counter()
         try:
-            replies = await pipe.execute(raise_on_error=False)
-        except DOWN_ERRORS as error:
-            # Timed out, or the connection broke: some calls may have been applied (their replies
-            # lost: Redis froze before sending them) and others may still sit in Redis' input (it
-            # is paused). Once the deadline has passed none of the latter can be applied; the
-            # outcome hash then says which were, and only the others are answered failed.
-            connection.mark_down(error)
-            if not isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) and await connection.process_gone():
-                _fail(batch, connection.unavailable())  # a new process: what the old one applied is unknowable here
-                return
-            task = asyncio.create_task(self.settle_from_outcome(calls, outcome, sent))
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
-            return
-        except Exception as error:  # noqa: BLE001 - a bug must not leave writers waiting
-            await self._until_past(sent)
+            if self._link is None:
+                self._link = await connection.client.connection_pool.get_connection()
+            link = self._link
+            packed = link.pack_commands(
+                ("FCALL", "hub_batch", 1 + len(dropped), outcome, *dropped, field, deadline, OUTCOME_TTL_MS,
+                 encode_writes(call))
+                for field, call, dropped in ((f, c, answered if f == 0 else []) for f, c in enumerate(calls))
+            )
+        except Exception as error:  # noqa: BLE001 - nothing was sent: a bug must not leave writers waiting
             _fail(batch, StoreUnavailable(f"redis store {connection.where}: {error!r}"))
             return
-        if self.on_commit is not None:
-            self.on_commit(time.perf_counter() - began)
-        self._answered.append(outcome)
-        reload = False
-        for call, reply in zip(calls, replies):
-            if isinstance(reply, bytes):
-                answer(call, reply, connection.where)
+        pipeline = Sent(calls, outcome, sent, time.perf_counter())
+        try:
+            await link.send_packed_command(packed, check_health=False)
+        except BaseException as error:  # down, or a bug: what reached Redis is unknown
+            # Part of it may have reached Redis and been applied: answered from its outcome hash.
+            # (The reader meets the broken connection too, and settles the pipelines sent before.)
+            connection.mark_down(error)
+            self._settle_later(pipeline)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        self._in_flight.append(pipeline)
+        assert self._moved is not None
+        self._moved.set()
+
+    async def _read_loop(self) -> None:
+        """Read the replies of the pipelines in flight, in the order sent, and answer their writes."""
+        connection = self.connection
+        while True:
+            while not self._in_flight:
+                await self._until_moved()
+            pipeline = self._in_flight[0]
+            replies: list[Any] = []
+            try:
+                for _ in pipeline.calls:
+                    try:
+                        replies.append(await self._link.read_response())
+                    except ResponseError as refused:  # a whole call refused (its deadline, no library)
+                        replies.append(refused)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:  # noqa: BLE001 - down, or a bug: the replies are lost either way
+                await self._lost(error)
                 continue
-            if isinstance(reply, ResponseError) and "function" in str(reply).lower() and "not found" in str(reply).lower():
-                reload = True  # Redis restarted without its functions: nothing was applied
-            _fail(call, StoreUnavailable(f"redis store {connection.where}: {reply}"))
-        if reload:
-            with contextlib.suppress(Exception):
-                await connection.load_library()
+            self._in_flight.popleft()
+            assert self._moved is not None
+            self._moved.set()
+            self._answered.append(pipeline.outcome)
+            if self.on_commit is not None:
+                with contextlib.suppress(Exception):
+                    self.on_commit(time.perf_counter() - pipeline.began)
+            if any(isinstance(r, ResponseError) and "function not found" in str(r).lower() for r in replies):
+                # Redis restarted without its functions: nothing was applied. Loaded again before
+                # these writes are answered, so that what their writers send next finds them.
+                with contextlib.suppress(Exception):
+                    await connection.load_library()
+            for call, reply in zip(pipeline.calls, replies):
+                if isinstance(reply, bytes):
+                    answer(call, reply, connection.where)
+                else:
+                    _fail(call, StoreUnavailable(f"redis store {connection.where}: {reply}"))
+
+    async def _lost(self, error: BaseException) -> None:
+        """The replies of every pipeline in flight are lost (timed out, or the connection broke):
+        some of their calls may have been applied (Redis froze before replying) and others may
+        still sit in Redis' input (it is paused). Once a pipeline's deadline has passed none of the
+        latter can be applied; its outcome hash then says which were, and only the others are
+        answered failed."""
+        connection = self.connection
+        lost = list(self._in_flight)
+        self._in_flight.clear()
+        assert self._moved is not None
+        self._moved.set()
+        connection.mark_down(error)  # first: no pipeline is sent until Redis answers again
+        gone = False
+        try:
+            if self._link is not None:
+                with contextlib.suppress(Exception):
+                    await self._link.disconnect()  # the next pipeline connects afresh
+            gone = not isinstance(error, (RedisTimeoutError, asyncio.TimeoutError)) and await connection.process_gone()
+        finally:  # (also when the store closes meanwhile: the settling is then cancelled, failing them)
+            for pipeline in lost:
+                if gone:  # a new process: what the old one applied is unknowable here
+                    _fail([write for call in pipeline.calls for write in call], connection.unavailable())
+                else:
+                    self._settle_later(pipeline)
+
+    def _settle_later(self, pipeline: Sent) -> None:
+        self._hold_until = max(self._hold_until, pipeline.sent + self.timeout + DEADLINE_MARGIN)
+        task = asyncio.create_task(self.settle_from_outcome(pipeline.calls, pipeline.outcome, pipeline.sent))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        writes = [write for call in pipeline.calls for write in call]
+        closed = StoreUnavailable(f"redis store {self.connection.where}: closed")
+        task.add_done_callback(lambda done: _fail(writes, closed) if done.cancelled() else None)  # even unstarted
 
     async def settle_from_outcome(self, calls: list[list[Write]], outcome: str, sent: float) -> None:
         """Answer each write of a pipeline whose replies were lost, truthfully: once its deadline has
