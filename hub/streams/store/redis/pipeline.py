@@ -4,12 +4,12 @@ One writer task drains the queue and sends everything queued (up to WRITE_BATCH 
 pipeline: one round trip for many writes (group commit). Pipelines go out on one connection of
 their own, so Redis applies them in the order sent; up to MAX_IN_FLIGHT of them are on their way
 at once, so the hub gathers and sends the next while Redis applies one, and a reader task takes
-their replies in order. The writes go in as few calls of the
-library's `hub_batch` as their size allows (CALL_ITEMS), each call carrying its writes MessagePack-
-encoded in one argument and answering all of them in one MessagePack reply: the hub encodes and
-parses one value per call, not one command per write. A write resolves when Redis replied, which with
-`appendfsync always` means it is on disk. The client never retries a write on its own (a retry of a
-write whose reply was lost would store it twice).
+their replies in order. The writes go in as few calls of the library's `hub_batch` as their size
+allows (CALL_ITEMS), each call carrying its writes MessagePack-encoded in one argument and answering
+all of them in one MessagePack reply: the hub encodes and parses one value per call, not one
+command per write. A write resolves when Redis replied, which with `appendfsync always` means it is
+on disk. The client never retries a write on its own (a retry of a write whose reply was lost would
+store it twice).
 
 Failed means not stored: every call carries a deadline in Redis' clock, `timeout` after it is
 sent, past which the function refuses it; a write is answered failed only once that deadline has
