@@ -13,7 +13,7 @@ import pytest
 
 from hub.streams.models import Event, ReadWindow, StreamProperties
 from hub.streams.store import StoreUnavailable
-from hub.streams.store.redis import RedisStore, Write
+from hub.streams.store.redis import RedisStore, Write, encode_writes
 
 T, S = "telemetry", "car-1"
 
@@ -165,9 +165,10 @@ async def test_writes_are_pipelined_in_call_order(redis_server) -> None:  # type
 
 
 async def test_writes_whose_replies_were_lost_are_answered_from_their_pipelines_outcome(own_redis) -> None:  # type: ignore[no-untyped-def]
-    """Redis froze after applying part of a pipeline and before its replies left: the hub then
-    reads the pipeline's outcome hash, written by each write in the same atomic call. The writes
-    applied get their true reply; the others, refused past their deadline, are answered failed."""
+    """Redis froze after applying part of a pipeline (its first `hub_batch` call) and before its
+    replies left: the hub then reads the pipeline's outcome hash, written by each call in the same
+    atomic call. The writes applied get their true reply; the others, refused past their deadline,
+    are answered failed."""
     store = RedisStore(own_redis.url, timeout=0.3)
     await store.start()
     try:
@@ -183,17 +184,16 @@ async def test_writes_whose_replies_were_lost_are_answered_from_their_pipelines_
         outcome = "hub/w/test/0"
         client = store.connection.client
         assert client is not None
-        await client.hset(outcome, "-", "")
+        writes = [Write(function, keys, args, convert, loop.create_future()) for function, keys, args, convert in captured]
+        calls = [writes[:2], writes[2:]]  # Redis applied the first call, then froze
         far = int((time.time() + 60) * 1000)
-        for i, (function, keys, args, _) in enumerate(captured[:2]):  # Redis applied these two, then froze
-            await client.fcall(function, len(keys) + 1, *keys, outcome, *args, i, far)
-        batch = [Write(function, keys, args, convert, loop.create_future()) for function, keys, args, convert in captured]
-        await store.pipeline.settle_from_outcome(batch, outcome, time.monotonic() - 1)
-        assert batch[0].future.result() == 1
-        info = batch[1].future.result()
+        await client.fcall("hub_batch", 1, outcome, 0, far, 60_000, encode_writes(calls[0]))
+        await store.pipeline.settle_from_outcome(calls, outcome, time.monotonic() - 1)
+        assert writes[0].future.result() == 1
+        info = writes[1].future.result()
         assert info.properties.name == "lap" and info.events == 1
         with pytest.raises(StoreUnavailable, match="never will be"):
-            batch[2].future.result()
+            writes[2].future.result()
         assert [e.id for e in (await store.read_events(T, S)).items] == ["applied"]
         assert not await client.exists(outcome)  # read once, then gone
     finally:

@@ -57,7 +57,7 @@ def stream_info_of(fields: Any) -> StreamInfo | None:
 
 def event_data(event: Event) -> bytes:
     """An event entry's `d`."""
-    return dumps([event.id, event.value, event.tags or None])
+    return dumps((event.id, event.value, event.tags or None))
 
 
 def event_of(fields: dict[bytes, bytes]) -> Event:

@@ -29,8 +29,8 @@ log = logging.getLogger("hub.store")
 # Errors that say Redis is unreachable (or did not answer in time), as opposed to refusing a command.
 DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
 
-# Every write is one call of a function of this library (Lua): atomic with its counters, indexes
-# and change-log entry, so any number of hub processes can write at once.
+# Every write is applied by this library (Lua), many writes in one call: each atomic with its
+# counters, indexes and change-log entry, so any number of hub processes can write at once.
 LIBRARY = resources.files(__package__).joinpath("writerhub.lua").read_text(encoding="utf-8")
 
 

@@ -1,9 +1,10 @@
 """RedisStore: the StreamStore methods over Redis (keys.py says where each thing lives).
 
-Entry ids are Redis' own `ms-seq` (arrival order, and the page cursor as is). Every write is one call
-of a function of the `writerhub` library, sent through the write pipeline (pipeline.py); reads go
-straight to Redis. Range reads scan forward from the cursor and filter on the event's own
-timestamp, as the other backends do. When Redis is unreachable every write and read fails at once
+Entry ids are Redis' own `ms-seq` (arrival order, and the page cursor as is). Every write is one
+write of the `writerhub` library (named as in its WRITES table), sent through the write pipeline
+(pipeline.py) in one `hub_batch` call with the writes queued beside it; reads go straight to Redis.
+Range reads scan forward from the cursor and filter on the event's own timestamp, as the other
+backends do. When Redis is unreachable every write and read fails at once
 with StoreUnavailable and `ready()` says False until it is back (connection.py).
 """
 
@@ -91,21 +92,35 @@ class RedisStore(StreamStore):
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def _append(self, kind: DataKind, topic: str, stream_id: str, items: list[tuple[int, bytes]]) -> Awaitable[int]:
-        keys = self.keys.stream_function(topic, stream_id) + [self.keys.data(kind, topic, stream_id)]
-        timestamps = [ts for ts, _ in items]
-        low, high = (str(min(timestamps)), str(max(timestamps))) if timestamps else ("", "")
-        args: list[Any] = [topic, stream_id, repr(time.time()), kind, low, high, self._maxlen, self._max_age_ms]
-        for ts, data in items:
-            args.append(ts)
-            args.append(data)
-        return self.pipeline.submit("hub_append", keys, args, int)
+    def _append(self, kind: DataKind, topic: str, stream_id: str, entries: list[str | bytes], low: int | None,
+                high: int | None) -> Awaitable[int]:
+        """One append: `entries` the entries' fields in pairs (timestamp as text, `d`), `low` and
+        `high` their lowest and highest timestamp (None when there is none)."""
+        keys = self.keys.stream_function(topic, stream_id)
+        keys.append(self.keys.data(kind, topic, stream_id))
+        args: list[str | bytes] = [
+            topic, stream_id, repr(time.time()), kind, "" if low is None else str(low), "" if high is None else str(high),
+            self._maxlen, self._max_age_ms,
+        ]
+        args += entries
+        return self.pipeline.submit("append", keys, args, int)
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        return self._append(DataKind.EVENTS, topic, stream_id, [(e.timestamp, event_data(e)) for e in events])
+        entries: list[str | bytes] = []
+        for event in events:
+            entries += (str(event.timestamp), event_data(event))
+        timestamps = [event.timestamp for event in events]
+        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
+        return self._append(DataKind.EVENTS, topic, stream_id, entries, low, high)
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        return self._append(DataKind.PARAMETERS, topic, stream_id, [(ts, dumps(values)) for ts, values in split_rows(data)])
+        rows = list(split_rows(data))
+        entries: list[str | bytes] = []
+        for ts, values in rows:
+            entries += (str(ts), dumps(values))
+        timestamps = [ts for ts, _ in rows]
+        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
+        return self._append(DataKind.PARAMETERS, topic, stream_id, entries, low, high)
 
     def _stream_call(self, function: str, topic: str, stream_id: str, *extra: Any) -> Awaitable[StreamInfo]:
         keys = self.keys.stream_function(topic, stream_id)
@@ -116,10 +131,10 @@ class RedisStore(StreamStore):
         self, topic: str, stream_id: str, properties: StreamProperties, *, reopen: bool = True
     ) -> Awaitable[StreamInfo]:
         encoded = dumps(properties.to_json())
-        return self._stream_call("hub_put_properties", topic, stream_id, encoded, "1" if reopen else "0")
+        return self._stream_call("put_properties", topic, stream_id, encoded, "1" if reopen else "0")
 
     def close_stream(self, topic: str, stream_id: str) -> Awaitable[StreamInfo]:
-        return self._stream_call("hub_close_stream", topic, stream_id)
+        return self._stream_call("close_stream", topic, stream_id)
 
     def set_definitions(
         self, topic: str, stream_id: str, kind: DefinitionKind, definitions: list[dict[str, Any]]
@@ -129,11 +144,11 @@ class RedisStore(StreamStore):
             future: asyncio.Future[StreamInfo] = asyncio.get_running_loop().create_future()
             future.set_exception(ValueError(f"unknown definition kind {kind!r}"))
             return future
-        return self._stream_call("hub_set_definitions", topic, stream_id, field, dumps(definitions))
+        return self._stream_call("set_definitions", topic, stream_id, field, dumps(definitions))
 
     def append_quarantine(self, topic: str, rows: list[QuarantinedRow]) -> Awaitable[int]:
         encoded = [dumps([r.stream_id, r.line, r.reason, r.raw, r.received_at]) for r in rows]
-        return self.pipeline.submit("hub_quarantine", [self.keys.quarantine(topic)], encoded, int)
+        return self.pipeline.submit("quarantine", [self.keys.quarantine(topic)], encoded, int)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -230,7 +245,7 @@ class RedisStore(StreamStore):
         pending = record_value(fingerprint, None, attempt.encode())
         lease_ms = max(1, int(lease * 1000))
         return self.pipeline.submit(
-            "hub_claim", [self.keys.idempotency(scope, key)], [pending, lease_ms],
+            "claim", [self.keys.idempotency(scope, key)], [pending, str(lease_ms)],
             lambda reply: None if reply is None else record_of(reply),
         )
 
@@ -239,12 +254,12 @@ class RedisStore(StreamStore):
     ) -> Awaitable[None]:
         value = record_value(fingerprint, status, body)
         return self.pipeline.submit(
-            "hub_finish", [self.keys.idempotency(scope, key)], [value, max(1, int(ttl * 1000))], lambda _: None
+            "finish", [self.keys.idempotency(scope, key)], [value, str(max(1, int(ttl * 1000)))], lambda _: None
         )
 
     def release_idempotency(self, scope: str, key: str, fingerprint: str, attempt: str = "") -> Awaitable[None]:
         pending = record_value(fingerprint, None, attempt.encode())
-        return self.pipeline.submit("hub_release", [self.keys.idempotency(scope, key)], [pending], lambda _: None)
+        return self.pipeline.submit("release", [self.keys.idempotency(scope, key)], [pending], lambda _: None)
 
     # --- retention --------------------------------------------------------------------------------
 

@@ -34,12 +34,19 @@ local function notify(keys, kind, topic, sid, a, b)
 end
 
 -- ARGV 4 kind (e|p), 5 lowest timestamp, 6 highest ('' when none), 7 maxlen (0: none),
--- 8 max age ms (0: none), then pairs: timestamp, JSON
+-- 8 max age ms (0: none), then pairs: timestamp, JSON. The hash is read once and written twice
+-- (counter, then the other fields) however many entries the write adds.
 local function append(keys, args)
   local topic, sid, h = args[1], args[2], keys[1]
-  local changed = ensure(keys, topic, sid, 'open')
-  if not changed and redis.call('HGET', h, 'status') == 'closed' then
-    redis.call('HSET', h, 'status', 'open')
+  local found = redis.call('HMGET', h, 'status', 'first', 'last')
+  local changed = false
+  if not found[1] then
+    changed = ensure(keys, topic, sid, 'open')
+  end
+  local set = {'activity', args[3]}
+  if found[1] == 'closed' then
+    set[#set + 1] = 'status'
+    set[#set + 1] = 'open'
     changed = true
   end
   local maxlen = tonumber(args[7])
@@ -66,13 +73,18 @@ local function append(keys, args)
   else
     redis.call('HINCRBY', h, 'rows', n)
   end
-  redis.call('HSET', h, 'activity', args[3])
   if args[6] ~= '' then
-    local f = redis.call('HGET', h, 'first')
-    if not f or lt(args[5], f) then redis.call('HSET', h, 'first', args[5]) end
-    local l = redis.call('HGET', h, 'last')
-    if not l or lt(l, args[6]) then redis.call('HSET', h, 'last', args[6]) end
+    local f, l = found[2], found[3]
+    if not f or lt(args[5], f) then
+      set[#set + 1] = 'first'
+      set[#set + 1] = args[5]
+    end
+    if not l or lt(l, args[6]) then
+      set[#set + 1] = 'last'
+      set[#set + 1] = args[6]
+    end
   end
+  redis.call('HSET', h, unpack(set))
   if changed then notify(keys, 's', topic, sid) end
   if n > 0 then notify(keys, args[4], topic, sid, first, last) end
   return n
@@ -128,29 +140,40 @@ local function finish(keys, args)
   return 0
 end
 
--- Every write: last KEY its pipeline's outcome hash, last two ARGV its field there and its deadline.
--- Past the deadline (Redis' clock) the write is refused; once applied, its reply is kept in the
--- outcome hash in the same atomic call, so the hub learns it even if Redis froze before replying.
-local function before_deadline(f)
-  return function(keys, args)
-    local deadline = tonumber(table.remove(args))
-    local field = table.remove(args)
-    local outcome = table.remove(keys)
-    local now = redis.call('TIME')
-    if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
-      return redis.error_reply('DEADLINE the hub gave up waiting for this write: not applied')
-    end
-    local reply = f(keys, args)
-    redis.call('HSET', outcome, field, cmsgpack.pack(reply))
-    return reply
+-- The writes a hub sends in one call, by the name it gives them (store.py).
+local WRITES = {
+  append = append, quarantine = quarantine, put_properties = put_properties, close_stream = close_stream,
+  set_definitions = set_definitions, claim = claim, release = release, finish = finish,
+}
+
+-- One call applies many writes, in order (group commit: one script call and one reply for all).
+-- KEYS 1 the outcome hash of the hub's pipeline, then outcome hashes already answered (deleted here).
+-- ARGV 1 this call's field in the outcome hash, 2 its deadline (ms, Redis' clock), 3 the hash's ttl
+-- (ms), 4 the writes, MessagePack: [[name, keys, args], ...] (every key and arg a string; a write's
+-- keys are its own, from keys.py: this store runs on one Redis, not a cluster).
+-- Past the deadline nothing is applied. Otherwise each write runs alone (a failing one leaves the
+-- others applied, as separate calls would) and the reply of all of them, MessagePack, is both the
+-- call's reply and kept in the outcome hash in the same atomic call, so the hub learns it even if
+-- Redis froze before replying. A write's reply is its value, or {err = message} when it failed.
+local function batch(keys, args)
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(args[2]) then
+    return redis.error_reply('DEADLINE the hub gave up waiting for these writes: not applied')
   end
+  if #keys > 1 then redis.call('DEL', unpack(keys, 2)) end
+  local replies = {}
+  for i, write in ipairs(cmsgpack.unpack(args[4])) do
+    local ok, reply = pcall(WRITES[write[1]], write[2], write[3])
+    if ok then
+      replies[i] = reply
+    else
+      replies[i] = {err = type(reply) == 'table' and reply.err or tostring(reply)}
+    end
+  end
+  local packed = cmsgpack.pack(replies)
+  redis.call('HSET', keys[1], args[1], packed)
+  redis.call('PEXPIRE', keys[1], args[3])
+  return packed
 end
 
-redis.register_function('hub_append', before_deadline(append))
-redis.register_function('hub_quarantine', before_deadline(quarantine))
-redis.register_function('hub_put_properties', before_deadline(put_properties))
-redis.register_function('hub_close_stream', before_deadline(close_stream))
-redis.register_function('hub_set_definitions', before_deadline(set_definitions))
-redis.register_function('hub_claim', before_deadline(claim))
-redis.register_function('hub_release', before_deadline(release))
-redis.register_function('hub_finish', before_deadline(finish))
+redis.register_function('hub_batch', batch)
