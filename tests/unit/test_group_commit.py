@@ -200,32 +200,3 @@ async def test_work_after_a_commit_that_fails_still_answers_every_write(writer: 
     assert stored(path) == [0, 1, 2, 3, 4]
     assert "a bug in what runs after the commit" in caplog.text
 
-
-async def test_a_small_batch_right_after_a_commit_lingers_and_a_lone_write_does_not(
-    writer: ToyWriter, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
-    """The linger rule, without timing: who calls time.sleep in the writer thread, for how long."""
-    from hub.streams.store.sqlite import group_commit
-
-    slept: list[float] = []
-    clock = [1000.0]
-    monkeypatch.setattr(group_commit.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(group_commit.time, "sleep", slept.append)
-    assert await writer.submit(1) == 10  # the first write ever: nothing committed just before
-    assert slept == []
-    assert await writer.submit(2) == 20  # right after that commit (the clock did not move): lingers
-    assert slept == [group_commit.LINGER_SECONDS]
-    clock[0] += 1.0  # a second later: idle, so a lone write is taken at once
-    assert await writer.submit(3) == 30
-    assert slept == [group_commit.LINGER_SECONDS]
-    clock[0] += 1.0
-    hold = Hold()  # then a batch of linger_below writes, right after a commit: large enough already
-    held = writer.submit(hold)
-    await hold.wait_entered()
-    many = [writer.submit(i) for i in range(writer.linger_below)]
-    hold.released.set()
-    assert await held == "held"
-    assert await asyncio.gather(*many) == [i * 10 for i in range(writer.linger_below)]
-    assert writer.batches[-1] == list(range(writer.linger_below))
-    assert slept == [group_commit.LINGER_SECONDS]
-

@@ -2,9 +2,6 @@
 transaction was being committed, in one transaction, and commits once. One fsync thus acknowledges
 all of them: throughput grows with the writes in flight instead of being capped at one per fsync.
 
-A batch that comes soon after the previous commit and is small waits half a millisecond for more
-writes before it begins (`linger`): under a steady moderate stream of writes, fewer, larger commits.
-
 The writer knows nothing of what a write is. Its owner queues opaque writes with `submit` (from an
 event loop; the queue order is the call order) and supplies `apply(conn, writes) -> results`, which
 runs them in order inside the transaction the writer began. Then:
@@ -34,8 +31,6 @@ from typing import Any, Callable, Generic, Iterable, TypeVar
 W = TypeVar("W")  # a write, as the owner queues it: opaque here
 
 log = logging.getLogger("hub.store")
-
-LINGER_SECONDS = 0.0005  # see GroupCommitWriter.linger
 
 
 
@@ -102,15 +97,6 @@ class GroupCommitWriter(Generic[W]):
         self.unavailable = unavailable
         self.rolled_back = rolled_back
         self.thread_name = thread_name
-        # Linger: a batch of fewer than `linger_below` writes taken within `linger_after` s of the
-        # previous commit (writes are coming in steadily) waits `linger` s for more to join it. A
-        # commit costs ~200 µs of CPU whatever its size (the fsync's kernel work, the thread hand-overs),
-        # so at moderate rates small commits cost more than the writes; a lone write never waits.
-        # Measured: -14 % server CPU at 19,500 one-event writes/s, p50 +0.15 ms, p99 unchanged
-        # (bench/RESULTS.md).
-        self.linger = LINGER_SECONDS
-        self.linger_below = 64
-        self.linger_after = 0.002
         # Told each committed transaction's seconds (BEGIN to COMMIT), on the writer thread.
         self.on_commit: Callable[[float], None] | None = None
         # Unbounded: `submit` is a plain call that queues at once (so the queue order is the call
@@ -164,17 +150,16 @@ class GroupCommitWriter(Generic[W]):
 
     def _run(self) -> None:
         try:
-            last_commit = 0.0
             while True:
                 batch = [self._queue.get()]
-                self._take_queued(batch)
-                if len(batch) < self.linger_below and time.monotonic() - last_commit < self.linger_after:
-                    time.sleep(self.linger)  # writes are coming in steadily: let a few more join this commit
-                    self._take_queued(batch)
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
                 writes = [w for w in batch if w is not None]
                 if writes:
                     self._write_batch(writes)
-                    last_commit = time.monotonic()
                 if len(writes) < len(batch):  # the stop marker: nothing is queued after it
                     return
         except BaseException as error:  # a bug here must not leave writers waiting forever
@@ -190,13 +175,6 @@ class GroupCommitWriter(Generic[W]):
             failure = self.unavailable(f"sqlite writer stopped: {error!r}")
             _settle([(w, None, failure) for w in leftovers if w is not None])
             raise
-
-    def _take_queued(self, batch: list[Any]) -> None:
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                return
 
     def _write_batch(self, batch: list[_Queued]) -> None:
         try:
