@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -170,8 +171,8 @@ async def test_many_pipelined_writes_share_commits(store: SqliteStore) -> None:
     assert [e.id for e in page.items] == [f"e{i}" for i in range(500)]
 
 
-async def _one_block(store: SqliteStore, stream: str, events: list[Event]) -> None:
-    """`events` written one a write, all queued while the writer is held: one transaction, one block."""
+async def _in_one_transaction(store: SqliteStore, make_writes: Callable[[], list[Awaitable[int]]]) -> list[int]:
+    """The writes `make_writes` starts, all queued while the writer is held: one transaction."""
     started, hold = threading.Event(), threading.Event()
 
     def busy(conn: sqlite3.Connection) -> None:
@@ -180,29 +181,26 @@ async def _one_block(store: SqliteStore, stream: str, events: list[Event]) -> No
 
     held = store.writer.submit(busy)
     assert await asyncio.to_thread(started.wait, 5)
-    writes = [store.append_events(T, stream, [event]) for event in events]
+    writes = make_writes()
     hold.set()
     await held
-    assert await asyncio.gather(*writes) == [1] * len(events)
+    return await asyncio.gather(*writes)
+
+
+async def _one_block(store: SqliteStore, stream: str, events: list[Event]) -> None:
+    """`events` written one a write in one transaction: one block."""
+    written = await _in_one_transaction(store, lambda: [store.append_events(T, stream, [event]) for event in events])
+    assert written == [1] * len(events)
 
 
 async def test_one_transaction_over_more_streams_than_one_statement_carries(store: SqliteStore) -> None:
     streams = [f"s{i}" for i in range(150)]  # > 64: several multi-row INSERTs and UPDATEs (multirow.py)
     for stream in streams:
         await store.append_events(T, stream, [Event("made", 100)])
-    started, hold = threading.Event(), threading.Event()
-
-    def busy(conn: sqlite3.Connection) -> None:
-        started.set()
-        hold.wait(5)
-
-    held = store.writer.submit(busy)
-    assert await asyncio.to_thread(started.wait, 5)
-    writes = [store.append_events(T, stream, [Event(f"{stream}-{k}", 50 + k * 100) for k in range(i % 3 + 1)])
-              for _ in range(2) for i, stream in enumerate(streams)]
-    hold.set()
-    await held
-    await asyncio.gather(*writes)
+    await _in_one_transaction(store, lambda: [
+        store.append_events(T, stream, [Event(f"{stream}-{k}", 50 + k * 100) for k in range(i % 3 + 1)])
+        for _ in range(2) for i, stream in enumerate(streams)
+    ])
     for i, stream in enumerate(streams):
         n = i % 3 + 1
         info = await store.get_stream(T, stream)
