@@ -4,8 +4,9 @@ A block is one row of `event_blocks` or `parameter_blocks` (schema.py): the item
 wrote to one stream (at most MAX_BLOCK_ITEMS), as one JSON array, with the lowest and highest
 timestamp among them. An event is the JSON object msgspec makes of an `Event` (`{"id", "timestamp",
 "value", "tags"}`): a block of events is encoded and decoded in one call each, with no object made
-per event on the way (bench/RESULTS.md); a parameter row is `[timestamp, values]` (parameter_rows.py). Items before a block's `first` were trimmed (count
-retention keeps exactly the newest n of a stream, and a block is never rewritten for it).
+per event on the way (bench/RESULTS.md); a parameter row is `[timestamp, values]`
+(parameter_rows.py). Items before a block's `first` were trimmed (count retention keeps exactly the
+newest n of a stream, and a block is never rewritten for it).
 
 A cursor is `<block seq>-<index in the block>`: blocks grow with arrival, so cursors order a stream's
 items. A bare `<seq>` is a cursor of schema version 2 (a row a block: its migration keeps each row's
