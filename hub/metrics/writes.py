@@ -84,22 +84,21 @@ class WrittenCounts:
 
 
 def written_families(by_source: dict[str, WrittenCounts]) -> Iterable[Metric]:
+    counted = {source: counts.counts() for source, counts in by_source.items()}  # one sweep each a scrape
     events = CounterMetricFamily(
         "hub_events_written", "Events made durable in the store, by entry point.", labels=["source"]
     )
-    for source, counts in by_source.items():
-        events.add_metric([source], counts.counts()[EVENTS])
+    for source, counts in counted.items():
+        events.add_metric([source], counts[EVENTS])
     yield events
     yield CounterMetricFamily(
-        "hub_parameter_rows_written", "Parameter data rows made durable in the store.", value=_sum(by_source, PARAMETER_ROWS)
+        "hub_parameter_rows_written", "Parameter data rows made durable in the store.", value=_sum(counted, PARAMETER_ROWS)
     )
     yield CounterMetricFamily(
         "hub_rows_quarantined", "Lenient rows (NDJSON, drop-in senders) kept in a topic's quarantine instead of stored.",
-        value=_sum(by_source, QUARANTINED),
+        value=_sum(counted, QUARANTINED),
     )
 
 
-def _sum(by_source: dict[str, WrittenCounts], kind: int) -> int:
-    return sum(counts.counts()[kind] for counts in by_source.values())
-
-
+def _sum(counted: dict[str, list[int]], kind: int) -> int:
+    return sum(counts[kind] for counts in counted.values())

@@ -132,9 +132,7 @@ class PendingCompletion:
         except BaseException as exc:  # noqa: BLE001 - not ours to answer; logged as a Task would
             log.error("hub method %s: its result failed with %r", target, exc)
             return
-        dispatcher.observer.completed(target, True, self.started)
-        if self.invocation_id is not None:
-            self.conn.send_now(Completion.with_result(self.invocation_id, None if self.void else result))
+        dispatcher._complete_ok(self.conn, self.invocation_id, target, None if self.void else result, self.started)
 
 
 class HubDispatcher:
@@ -297,6 +295,13 @@ class HubDispatcher:
         log.error("streaming hub method %s failed", target, exc_info=exc)
         return text
 
+    def _complete_ok(
+        self, conn: ConnectionContext, invocation_id: str | None, target: str, result: Any, started: float
+    ) -> None:
+        self.observer.completed(target, True, started)
+        if invocation_id is not None:
+            conn.send_now(Completion.with_result(invocation_id, result))
+
     def _complete_error(
         self, conn: ConnectionContext, invocation_id: str | None, target: str, error: str, started: float | None = None
     ) -> None:
@@ -332,9 +337,7 @@ class HubDispatcher:
                 return Job(JobKind.COMPLETION, self._finish(conn, target, invocation_id, result, started))
             await self._finish(conn, target, invocation_id, result, started)
             return None
-        self.observer.completed(target, True, started)
-        if invocation_id is not None:
-            await conn.send(Completion.with_result(invocation_id, result))
+        self._complete_ok(conn, invocation_id, target, result, started)
         return None
 
     async def _run_with_uploads(
@@ -361,9 +364,7 @@ class HubDispatcher:
         except Exception as exc:  # noqa: BLE001
             self._complete_error(conn, invocation_id, target, self._error_text(target, exc), started)
             return
-        self.observer.completed(target, True, started)
-        if invocation_id is not None:
-            await conn.send(Completion.with_result(invocation_id, None if deferred.void else result))
+        self._complete_ok(conn, invocation_id, target, None if deferred.void else result, started)
 
     async def _stream(
         self, conn: ConnectionContext, method: HubMethod, msg: StreamInvocation, uploads: list[UploadStream]
