@@ -161,7 +161,7 @@ class SqliteStore(StreamStore):
         def apply(conn: sqlite3.Connection) -> Then:
             key = ensure_stream(conn, topic, stream_id)
             conn.execute("UPDATE streams SET properties = ? WHERE key = ?", (encoded, key))
-            touch(conn, key, now, (), reopen=reopen)
+            touch(conn, key, now, reopen=reopen)
             info = read_info(conn, key)
             return Then(info, lambda: self._publish_stream(info))
 
@@ -174,7 +174,7 @@ class SqliteStore(StreamStore):
             self._open_streams.closed(topic, stream_id)
             key = ensure_stream(conn, topic, stream_id, status="closed")
             conn.execute("UPDATE streams SET status = 'closed' WHERE key = ?", (key,))
-            touch(conn, key, now, (), reopen=False)
+            touch(conn, key, now, reopen=False)
             info = read_info(conn, key)
             return Then(info, lambda: self._publish_stream(info))
 
@@ -191,7 +191,7 @@ class SqliteStore(StreamStore):
                 raise ValueError(f"unknown definition kind {kind!r}")
             key = ensure_stream(conn, topic, stream_id)
             conn.execute(f"UPDATE streams SET {column} = ? WHERE key = ?", (encoded, key))
-            touch(conn, key, now, (), reopen=False)
+            touch(conn, key, now, reopen=False)
             info = read_info(conn, key)
             return Then(info, lambda: self._publish_stream(info))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from ...models import StreamInfo, StreamStatus
 from ..encoding import stream_info
@@ -16,18 +16,6 @@ INFO_COLUMNS = (
     " last_activity, event_definitions, parameter_definitions"
 )
 
-_TOUCH = """
-UPDATE streams SET
-    events = events + :events,
-    parameter_rows = parameter_rows + :rows,
-    first_timestamp = coalesce(min(first_timestamp, :low), first_timestamp, :low),
-    last_timestamp = coalesce(max(last_timestamp, :high), last_timestamp, :high),
-    last_activity = :now,
-    status = CASE WHEN :reopen THEN 'open' ELSE status END
-WHERE key = :key
-"""
-
-
 def ensure_stream(conn: sqlite3.Connection, topic: str, stream_id: str, status: StreamStatus = "open") -> int:
     """The stream's key; a new stream is made with `status`."""
     row = conn.execute("SELECT key FROM streams WHERE topic = ? AND stream_id = ?", (topic, stream_id)).fetchone()
@@ -37,27 +25,9 @@ def ensure_stream(conn: sqlite3.Connection, topic: str, stream_id: str, status: 
     return int(cursor.lastrowid)  # type: ignore[arg-type]
 
 
-def touch(
-    conn: sqlite3.Connection,
-    key: int,
-    now: float,
-    timestamps: Sequence[int],
-    *,
-    events: int = 0,
-    rows: int = 0,
-    reopen: bool = True,
-) -> None:
-    """Count a write to the stream: its items, their timestamps' range, its time; reopen it if asked."""
-    low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
-    conn.execute(
-        _TOUCH,
-        {"events": events, "rows": rows, "low": low, "high": high, "now": now, "reopen": reopen, "key": key},
-    )
-
-
-def _touch_data(rows: int) -> str:
-    """`touch` with reopen for `rows` streams at once: values (key, events, rows, lowest timestamp,
-    highest timestamp, time of the last write) a stream."""
+def _touch(rows: int) -> str:
+    """Count writes to `rows` streams at once: values (key, events, rows, lowest timestamp or NULL,
+    highest timestamp or NULL, time of the last write, reopen) a stream, each key once."""
     return f"""
 UPDATE streams SET
     events = events + c.column2,
@@ -65,20 +35,25 @@ UPDATE streams SET
     first_timestamp = coalesce(min(first_timestamp, c.column4), first_timestamp, c.column4),
     last_timestamp = coalesce(max(last_timestamp, c.column5), last_timestamp, c.column5),
     last_activity = c.column6,
-    status = 'open'
-FROM (VALUES {values_list(6, rows)}) AS c
+    status = CASE WHEN c.column7 THEN 'open' ELSE status END
+FROM (VALUES {values_list(7, rows)}) AS c
 WHERE streams.key = c.column1
 """
 
 
-_TOUCH_DATA = MultiRow(_touch_data, 6, 64)
+_TOUCH = MultiRow(_touch, 7, 64)
+
+
+def touch(conn: sqlite3.Connection, key: int, now: float, *, reopen: bool) -> None:
+    """A write that adds no data (properties, definitions, a close): the stream's time; reopen it if asked."""
+    _TOUCH.run(conn, [(key, 0, 0, None, None, now, reopen)])
 
 
 def touch_many(conn: sqlite3.Connection, counters: Iterable[tuple[int, list[Any]]]) -> None:
     """Count data writes, one UPDATE for up to 64 streams (multirow.py): (key, [events, rows, lowest
     timestamp or None, highest timestamp or None, time of the last write]) pairs, each key once; each
     stream is reopened."""
-    _TOUCH_DATA.run(conn, [(key, *counter) for key, counter in counters])
+    _TOUCH.run(conn, [(key, *counter, True) for key, counter in counters])
 
 
 def read_info(conn: sqlite3.Connection, key: int) -> StreamInfo:
