@@ -16,6 +16,7 @@ INFO_COLUMNS = (
     " last_activity, event_definitions, parameter_definitions"
 )
 
+
 def ensure_stream(conn: sqlite3.Connection, topic: str, stream_id: str, status: StreamStatus = "open") -> int:
     """The stream's key; a new stream is made with `status`."""
     row = conn.execute("SELECT key FROM streams WHERE topic = ? AND stream_id = ?", (topic, stream_id)).fetchone()
