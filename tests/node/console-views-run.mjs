@@ -33,6 +33,18 @@ const browser = await chromium.launch({
 const errors = []; // [{phase, text}]
 let phase = "start";
 let page = null;
+
+// Stops the writer, waits (up to 10 s) for the legend to show the last value it sent of each
+// parameter, and returns the legend as shown then; the test compares the two.
+async function legendOnceWriterStops() {
+  const stopped = await ask("stop-writer");
+  await page.waitForFunction((last) => Object.entries(last).every(([p, v]) => {
+    const li = document.querySelector(`#chart-legend li[data-param="${p}"]`);
+    return li && li.dataset.latest === String(v);
+  }), stopped.last, { timeout: 10000 }).catch(() => {});
+  return page.$$eval("#chart-legend li", (items) => Object.fromEntries(items.map((li) => [li.dataset.param, li.dataset.latest])));
+}
+
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1100 }, timezoneId: "UTC" });
   page = await context.newPage();
@@ -99,12 +111,7 @@ try {
   await shot(page, "chart-live", "#stream-page .chart-panel");
 
   // the writer stops: the legend must show what it sent last, the chart every row from its start
-  const stopped = await ask("stop-writer");
-  await page.waitForFunction((last) => Object.entries(last).every(([p, v]) => {
-    const li = document.querySelector(`#chart-legend li[data-param="${p}"]`);
-    return li && li.dataset.latest === String(v);
-  }), stopped.last, { timeout: 10000 }).catch(() => {});
-  const legend = await page.$$eval("#chart-legend li", (items) => Object.fromEntries(items.map((li) => [li.dataset.param, li.dataset.latest])));
+  const legend = await legendOnceWriterStops();
   const liveSnapshot = await page.evaluate(() => document.querySelector("#chart").snapshot());
   result("chart-live", { sparkline, pixels, legend, snapshot: liveSnapshot, seam: await page.getAttribute("#chart", "data-seam"), note: await page.textContent("#chart-note") });
 
@@ -156,12 +163,7 @@ try {
   await page.waitForSelector('#status[data-state="live"]', { timeout: 30000 });
   phase = "after-restart";
   await page.waitForTimeout(1500);
-  const stoppedAgain = await ask("stop-writer");
-  await page.waitForFunction((last) => Object.entries(last).every(([p, v]) => {
-    const li = document.querySelector(`#chart-legend li[data-param="${p}"]`);
-    return li && li.dataset.latest === String(v);
-  }), stoppedAgain.last, { timeout: 10000 }).catch(() => {});
-  const legendAfter = await page.$$eval("#chart-legend li", (items) => Object.fromEntries(items.map((li) => [li.dataset.param, li.dataset.latest])));
+  const legendAfter = await legendOnceWriterStops();
   result("restart", { legend: legendAfter, snapshot: await page.evaluate(() => document.querySelector("#chart").snapshot()) });
 
   // --- a read-only token: sees everything, cannot send ---------------------------------------------------
