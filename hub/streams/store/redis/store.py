@@ -92,10 +92,12 @@ class RedisStore(StreamStore):
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def _append(self, kind: DataKind, topic: str, stream_id: str, entries: list[str | bytes], low: int | None,
-                high: int | None) -> Awaitable[int]:
-        """One append: `entries` the entries' fields in pairs (timestamp as text, `d`), `low` and
-        `high` their lowest and highest timestamp (None when there is none)."""
+    def _append(
+        self, kind: DataKind, topic: str, stream_id: str, entries: list[str | bytes], timestamps: list[int]
+    ) -> Awaitable[int]:
+        """One append: `entries` the entries' fields in pairs (timestamp as text, `d`), `timestamps`
+        theirs (the stream's counters take their lowest and highest)."""
+        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
         keys = self.keys.stream_function(topic, stream_id)
         keys.append(self.keys.data(kind, topic, stream_id))
         args: list[str | bytes] = [
@@ -109,18 +111,13 @@ class RedisStore(StreamStore):
         entries: list[str | bytes] = []
         for event in events:
             entries += (str(event.timestamp), event_data(event))
-        timestamps = [event.timestamp for event in events]
-        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
-        return self._append(DataKind.EVENTS, topic, stream_id, entries, low, high)
+        return self._append(DataKind.EVENTS, topic, stream_id, entries, [event.timestamp for event in events])
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
-        rows = list(split_rows(data))
         entries: list[str | bytes] = []
-        for ts, values in rows:
+        for ts, values in split_rows(data):
             entries += (str(ts), dumps(values))
-        timestamps = [ts for ts, _ in rows]
-        low, high = (min(timestamps), max(timestamps)) if timestamps else (None, None)
-        return self._append(DataKind.PARAMETERS, topic, stream_id, entries, low, high)
+        return self._append(DataKind.PARAMETERS, topic, stream_id, entries, data.timestamps)
 
     def _stream_call(self, function: str, topic: str, stream_id: str, *extra: Any) -> Awaitable[StreamInfo]:
         keys = self.keys.stream_function(topic, stream_id)
