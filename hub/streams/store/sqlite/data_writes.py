@@ -20,7 +20,7 @@ flush a stream's next write starts a new block: a stored block is never appended
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...models import Event, ParameterData, StreamInfo
@@ -45,18 +45,31 @@ class _Block:
     inserted."""
 
     key: int
-    items: list[Any] = field(default_factory=list)  # Events, or [timestamp, values] parameter rows
-    low: int = 0
-    high: int = 0
+    items: list[Any]  # Events, or [timestamp, values] parameter rows
+    low: int
+    high: int
     seq: int = 0
+
+
+class _Stream:
+    """A stream's share of the writes taken since the last flush: its key, its open block in each
+    table, the time of its last write (the counters are summed from its blocks at the flush)."""
+
+    __slots__ = ("key", "open", "now")
+
+    def __init__(self, key: int, now: float):
+        self.key = key
+        self.open: list[_Block | None] = [None, None]  # by table
+        self.now = now
 
 
 @dataclass(slots=True, eq=False)
 class DataWrite(AfterCommit):
     """Events (`events`) or parameter rows (`parameter_data`) appended to one stream at `now`. Its
     own result once committed (`after_commit`: publish it on `feed`; `outcome`: its count). The writer
-    fills in `placed` (where its items went: (block, first index, how many)) and `info` (the stream's
-    state, when this write made or reopened it)."""
+    fills in where its items went (`block`, the index of its first item there, `more`: the blocks
+    its items continued into, if they did not fit) and `info` (the stream's state, when this write
+    made or reopened it)."""
 
     topic: str
     stream_id: str
@@ -64,7 +77,9 @@ class DataWrite(AfterCommit):
     feed: ChangeBroadcast
     events: list[Event] | None = None
     parameter_data: ParameterData | None = None
-    placed: list[tuple[_Block, int, int]] = field(default_factory=list)
+    block: _Block | None = None
+    first: int = 0
+    more: list[_Block] | None = None
     info: StreamInfo | None = None
 
     @property
@@ -81,7 +96,19 @@ class DataWrite(AfterCommit):
         return self.count
 
     def cursors(self) -> list[str]:
-        return [block_cursor(block.seq, i) for block, first, n in self.placed for i in range(first, first + n)]
+        """Its items' cursors: from `first` in `block`, then from 0 in each of `more` (a write is
+        split only where a block is full)."""
+        cursors: list[str] = []
+        left, block, index = self.count, self.block, self.first
+        following = iter(self.more or ())
+        while left:
+            assert block is not None
+            taken = min(left, MAX_BLOCK_ITEMS - index)
+            cursors += [block_cursor(block.seq, i) for i in range(index, index + taken)]
+            left -= taken
+            if left:
+                block, index = next(following), 0
+        return cursors
 
     def _publish(self, feed: ChangeBroadcast) -> None:
         topic, stream_id = self.topic, self.stream_id
@@ -99,99 +126,97 @@ class DataWrite(AfterCommit):
 class DataWriteBatch:
     """The data writes of one transaction not yet in the database (writer thread). `add` takes them
     in call order; `flush` inserts their blocks and counts them. Nothing is kept after a flush, so a
-    rollback leaves nothing here to forget."""
+    rollback leaves nothing here to forget.
+
+    `add` is the writer's per-write work, so the usual write (a stream already seen since the last
+    flush, items that fit its open block) takes a few steps: everything per stream (its key, its
+    counters) is done once a flush."""
 
     def __init__(self, open_streams: OpenStreamKeys):
         self.open_streams = open_streams
-        self._open: tuple[dict[int, _Block], dict[int, _Block]] = ({}, {})  # by stream key, a table each
+        self._streams: dict[tuple[str, str], _Stream] = {}  # since the last flush, by (topic, stream id)
         self._new: tuple[list[_Block], list[_Block]] = ([], [])  # to insert, in the order they were begun
-        # stream key -> [events, rows, lowest timestamp, highest timestamp, time of the last write]
-        self._counters: dict[int, list[Any]] = {}
 
     def add(self, conn: sqlite3.Connection, write: DataWrite) -> int:
         """Take `write`; its stream's key (made now if new)."""
-        if write.placed or write.info is not None:  # applied before, in a transaction rolled back since
-            write.placed, write.info = [], None
-        key, changed = self.open_streams.key_for_data_write(conn, write.topic, write.stream_id)
+        if write.block is not None or write.info is not None:  # applied before, in a transaction rolled back since
+            write.block, write.more, write.info = None, None, None
+        stream = self._streams.get((write.topic, write.stream_id))
+        changed = False
+        if stream is None:
+            key, changed = self.open_streams.key_for_data_write(conn, write.topic, write.stream_id)
+            stream = self._streams[write.topic, write.stream_id] = _Stream(key, write.now)
+        else:
+            stream.now = write.now  # the last write's time, as if each had set it in turn
         events = write.events
-        timestamps: list[int] | None = None
         if events is not None:
-            # the Events themselves (never tracked by the collector): no object made per event here
-            items: list[Any] = events
-            table, n_events, n_rows = _EVENTS, len(events), 0
-            if n_events == 1:  # the usual invocation: no list of one timestamp
-                low = high = events[0].timestamp
-            elif n_events:
-                timestamps = [e.timestamp for e in events]
-                low, high = min(timestamps), max(timestamps)
+            if len(events) == 1:  # the usual invocation
+                block = stream.open[_EVENTS]
+                if block is not None and len(block.items) < MAX_BLOCK_ITEMS:
+                    write.block, write.first = block, len(block.items)
+                    block.items.append(events[0])
+                    timestamp = events[0].timestamp
+                    if timestamp < block.low:
+                        block.low = timestamp
+                    elif timestamp > block.high:
+                        block.high = timestamp
+                else:
+                    self._place(stream, _EVENTS, events, None, write)
+            elif events:
+                self._place(stream, _EVENTS, events, [e.timestamp for e in events], write)
         else:
             data = write.parameter_data
             assert data is not None
-            items = [[ts, values] for ts, values in split_rows(data)]
-            table, n_events, n_rows = _PARAMETERS, 0, data.rows
-            timestamps = data.timestamps
-            if timestamps:
-                low, high = min(timestamps), max(timestamps)
-        if items:
-            self._place(table, key, items, timestamps, low, high, write)
-        else:
-            low = high = None
-        counter = self._counters.get(key)
-        if counter is None:
-            self._counters[key] = [n_events, n_rows, low, high, write.now]
-        else:
-            counter[0] += n_events
-            counter[1] += n_rows
-            if low is not None:
-                counter[2] = low if counter[2] is None else min(counter[2], low)
-                counter[3] = high if counter[3] is None else max(counter[3], high)
-            counter[4] = write.now  # the last write's time, as if each had set it in turn
+            if data.rows:
+                rows = [[ts, values] for ts, values in split_rows(data)]
+                self._place(stream, _PARAMETERS, rows, data.timestamps, write)
         if changed:
             self.flush(conn)
-            write.info = read_info(conn, key)
-        return key
+            write.info = read_info(conn, stream.key)
+        return stream.key
 
     def _place(
-        self, table: int, key: int, items: list[Any], timestamps: list[int] | None, low: int, high: int, write: DataWrite
+        self, stream: _Stream, table: int, items: list[Any], timestamps: list[int] | None, write: DataWrite
     ) -> None:
         """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS
-        (`timestamps`: the items', or None for a single item of timestamp `low`)."""
-        open_blocks = self._open[table]
-        block = open_blocks.get(key)
-        if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # the usual case
-            write.placed.append((block, len(block.items), len(items)))
-            block.items += items
-            if low < block.low:
-                block.low = low
-            if high > block.high:
-                block.high = high
-            return
+        (`timestamps`: the items', or None for a single event)."""
         if timestamps is None:
-            timestamps = [low]
+            timestamps = [items[0].timestamp]
+        block = stream.open[table]
         start = 0
         while start < len(items):
             if block is None or len(block.items) >= MAX_BLOCK_ITEMS:
-                block = open_blocks[key] = _Block(key, low=timestamps[start], high=timestamps[start])
+                block = stream.open[table] = _Block(stream.key, [], timestamps[start], timestamps[start])
                 self._new[table].append(block)
             end = start + MAX_BLOCK_ITEMS - len(block.items)
             part, stamps = items[start:end], timestamps[start:end]
-            write.placed.append((block, len(block.items), len(part)))
+            if start == 0:
+                write.block, write.first = block, len(block.items)
+            else:
+                write.more = [*(write.more or ()), block]
             block.items += part
             block.low, block.high = min(block.low, *stamps), max(block.high, *stamps)
             start += len(part)
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        """Insert the blocks begun so far (their writes' `placed` then carry their seqs), update each
-        stream's counters once."""
+        """Insert the blocks begun so far (their writes then know their seqs), update each stream's
+        counters once: its items and timestamps summed from its blocks, the time of its last write."""
+        if not self._streams:
+            return
+        counters: dict[int, list[Any]] = {s.key: [0, 0, None, None, s.now] for s in self._streams.values()}
         for table in (_EVENTS, _PARAMETERS):
             blocks = self._new[table]
-            if blocks:
-                _insert(conn, table, blocks)
-                self._new[table].clear()
-                self._open[table].clear()
-        if self._counters:
-            touch_many(conn, self._counters.items())
-            self._counters = {}
+            if not blocks:
+                continue
+            _insert(conn, table, blocks)
+            for block in blocks:
+                counter = counters[block.key]
+                counter[table] += len(block.items)  # events, or parameter rows
+                counter[2] = block.low if counter[2] is None else min(counter[2], block.low)
+                counter[3] = block.high if counter[3] is None else max(counter[3], block.high)
+            blocks.clear()
+        self._streams = {}
+        touch_many(conn, counters.items())
 
 
 def _insert(conn: sqlite3.Connection, table: int, blocks: list[_Block]) -> None:
