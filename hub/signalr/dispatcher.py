@@ -114,25 +114,20 @@ class PendingCompletion:
         self.then: Callable[[asyncio.Future], None] | None = None
 
     def settle(self, future: asyncio.Future) -> None:
+        dispatcher, target = self.dispatcher, self.target
         try:
-            self._send(future)
+            result = future.result()  # raises what the write raised
+        except asyncio.CancelledError:
+            pass  # as a cancelled Task: no Completion
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a Completion error
+            dispatcher._complete_error(self.conn, self.invocation_id, target, dispatcher._error_text(target, exc), self.started)
+        except BaseException as exc:  # noqa: BLE001 - not ours to answer; logged as a Task would
+            log.error("hub method %s: its result failed with %r", target, exc)
+        else:
+            dispatcher._complete_ok(self.conn, self.invocation_id, target, None if self.void else result, self.started)
         finally:  # the bound frees after the Completion is queued, whatever happened to it
             if self.then is not None:
                 self.then(future)
-
-    def _send(self, future: asyncio.Future) -> None:
-        dispatcher, target = self.dispatcher, self.target
-        try:
-            result = future.result()
-        except asyncio.CancelledError:
-            return  # as a cancelled Task: no Completion
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a Completion error
-            dispatcher._complete_error(self.conn, self.invocation_id, target, dispatcher._error_text(target, exc), self.started)
-            return
-        except BaseException as exc:  # noqa: BLE001 - not ours to answer; logged as a Task would
-            log.error("hub method %s: its result failed with %r", target, exc)
-            return
-        dispatcher._complete_ok(self.conn, self.invocation_id, target, None if self.void else result, self.started)
 
 
 class HubDispatcher:
