@@ -32,6 +32,7 @@ from hub.signalr.protocols import (
 )
 from hub.signalr.protocols.msgpack import (
     MessagePackHubProtocol,
+    _completion_array,
     encode_length_prefix,
     read_length_prefix,
 )
@@ -178,6 +179,16 @@ def test_round_trip(message: HubMessage) -> None:
 )
 def test_exact_layouts(message: HubMessage, array: list[Any]) -> None:
     assert layout(protocol.encode(message)) == array
+
+
+@pytest.mark.parametrize("invocation_id", ["", "1", "a" * 31, "a" * 32, "a" * 300, "é", "ü" * 20])
+@pytest.mark.parametrize("make", [Completion, lambda iid: Completion.with_result(iid, None)])
+def test_the_usual_completion_is_the_bytes_msgpack_writes(invocation_id: str, make: Any) -> None:
+    """A void or null-result Completion is built directly (the answer to nearly every write): the
+    same bytes as the generic writer, the one-byte-prefix heads included, every id length and kind."""
+    message = make(invocation_id)
+    body = msgpack.packb(_completion_array(message), use_bin_type=True)
+    assert protocol.encode(message) == encode_length_prefix(len(body)) + body
 
 
 def test_ping_bytes() -> None:

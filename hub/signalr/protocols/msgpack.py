@@ -364,6 +364,17 @@ _WRITERS: dict[int, Callable[[Any], list[Any]]] = {
 _PING_RECORD = b"\x02\x91\x06"  # [6], the most frequent message: keep it ready
 
 
+def _completion_heads(array: bytes, tail: int) -> list[bytes]:
+    """For each invocation id length n < 32 (a fixstr): a void or null-result Completion record up
+    to its id: the length prefix (one byte: the body is under 128 bytes), the array with its type,
+    empty headers, then the fixstr's type byte. `tail`: the bytes after the id."""
+    return [bytes((len(array) + 3 + n + tail,)) + array + b"\x03\x80" + bytes((0xA0 | n,)) for n in range(32)]
+
+
+_VOID_HEADS = _completion_heads(b"\x94", 1)  # [3, {}, id, 2]
+_RESULT_HEADS = _completion_heads(b"\x95", 2)  # [3, {}, id, 3, nil]
+
+
 class MessagePackHubProtocol(HubProtocol):
     name = "messagepack"
     transfer_format = TransferFormat.BINARY
@@ -381,10 +392,11 @@ class MessagePackHubProtocol(HubProtocol):
             and not message.headers  # type: ignore[union-attr]
         ):  # the answer to nearly every write: the bytes _completion_array gives, built directly
             iid = message.invocation_id  # type: ignore[union-attr]
-            if len(iid) < 32 and iid.isascii():  # a fixstr: its length in the type byte
-                iid = bytes((0xA0 | len(iid),)) + iid.encode("ascii")
-            else:
-                iid = msgpack.packb(iid)
+            if len(iid) < 32 and iid.isascii():  # a fixstr: the record's head is ready for its length
+                if message.has_result:  # type: ignore[union-attr]
+                    return _RESULT_HEADS[len(iid)] + iid.encode("ascii") + b"\x03\xc0"
+                return _VOID_HEADS[len(iid)] + iid.encode("ascii") + b"\x02"
+            iid = msgpack.packb(iid)
             body = b"\x95\x03\x80" + iid + b"\x03\xc0" if message.has_result else b"\x94\x03\x80" + iid + b"\x02"  # type: ignore[union-attr]
             return encode_length_prefix(len(body)) + body
         # datetime=True: aware datetimes go out as the timestamp extension, as they came in.
