@@ -13,6 +13,7 @@ from unit import client_vectors as vectors
 
 from hub.signalr.hub import Hub, hub_method
 from hub.signalr.messages import Invocation
+from hub.signalr.protocols.base import ProtocolError
 from hub.signalr.protocols.msgpack import (
     MessagePackHubProtocol,
     _unpack,
@@ -153,3 +154,67 @@ def test_the_writer_hub_binds_send_event_data_for_messagepack_only() -> None:
     assert methods["sendeventdata"].binders == {"messagepack": messagepack_names_and_events}
     assert all(not m.binders for name, m in methods.items() if name != "sendeventdata")
     assert Plain().methods()["echo"].binders == {}
+
+
+# --- the whole record in one decode (TypedArguments) ---------------------------------------------
+
+
+def _reader_without_typed():
+    """A reader that binds as before the typed path: the binder on the arguments only."""
+    reader = protocol.reader(1 << 20, BINDERS)
+    reader._typed = None
+    return reader
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.none(), st.text(max_size=40)),
+    st.sampled_from(["SendEventData", "sendeventdata", "SENDEVENTDATA"]),
+    arguments,
+)
+def test_the_typed_reading_is_the_binders_reading(invocation_id, target: str, args: list) -> None:
+    """For any arguments, any id (nil, fixstr, str 8) and any spelling of the target, the reader with
+    the typed path makes what the binder alone makes (which is what the generic path makes)."""
+    data = record([1, {}, invocation_id, target, args])
+    [typed] = protocol.reader(1 << 20, BINDERS).feed(data)
+    [bound] = _reader_without_typed().feed(data)
+    assert repr(typed) == repr(bound)  # repr: a NaN argument is equal to itself there
+    assert [type(a) for a in typed.arguments] == [type(a) for a in bound.arguments]  # bound events stay an EventBatch
+
+
+def test_the_typed_path_reads_the_usual_record_without_the_binder() -> None:
+    """The usual record does not reach the binder (proof that the one-decode path runs), while a
+    float64 timestamp (its `unless`) and anything the type refuses still do."""
+    calls: list[bytes] = []
+
+    def declining(raw: bytes):
+        calls.append(raw)
+        return None
+
+    declining.typed = messagepack_names_and_events.typed  # type: ignore[attr-defined]
+    reader = protocol.reader(1 << 20, {"sendeventdata": declining})
+    [message] = reader.feed(record([1, {}, "x" * 40, "SendEventData", ["t", "s", EVENTS]]))
+    assert calls == [] and type(message.arguments[2]) is EventBatch and message.invocation_id == "x" * 40
+    reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"id": "a", "timestamp": 1.618133869e18}]]]))
+    reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"Id": "a", "Timestamp": 1}]]]))
+    assert len(calls) == 2
+
+
+def test_the_typed_path_leaves_other_layouts_alone() -> None:
+    for value in (
+        [1, {"h": "v"}, "7", "SendEventData", ["t", "s", EVENTS]],  # headers
+        [1, {}, "7", "SendEventData", ["t", "s", EVENTS], ["0"]],  # streams
+        [1, {}, 7, "SendEventData", ["t", "s", EVENTS]],  # an id that is no string
+        [1, {}, "7", "SendParameterData", ["t", "s", {"timestamps": [1]}]],  # another target
+        [1, {}, "7", "S" * 40, ["t", "s", EVENTS]],  # a target longer than a fixstr
+        [4, {}, "7", "SendEventData", ["t", "s", EVENTS]],  # a StreamInvocation
+    ):
+        data = record(value)
+        assert _outcome(protocol.reader(1 << 20, BINDERS), data) == _outcome(_reader_without_typed(), data)
+
+
+def _outcome(reader, data: bytes):
+    try:
+        return reader.feed(data)
+    except ProtocolError as error:  # the same error, named the same way
+        return str(error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..messages import HubMessage
@@ -17,6 +18,20 @@ from ..messages import HubMessage
 #: with `hub_method(binders=…)`, hub.py): the encoded arguments array (this protocol's bytes) -> the
 #: argument list, or None: decode them the usual way.
 ArgumentBinder = Callable[[bytes], "list[Any] | None"]
+
+
+@dataclass(frozen=True)
+class TypedArguments:
+    """What a binder binds, as one type, for a protocol that can decode a whole record at once: the
+    binder's `typed` attribute, if it has one. MessagePack decodes the usual Invocation of the
+    binder's target straight into `type` (a msgspec type for the arguments array, e.g.
+    `tuple[str, str, list[Event]]`) and passes the value to `finish` for the argument list; a record
+    holding the bytes `unless`, or one that does not decode, goes to the binder as usual. So a
+    binder with `typed` must accept (and make) exactly what `finish` does for any value of `type`."""
+
+    type: Any
+    finish: Callable[[Any], "list[Any]"]
+    unless: bytes = b""
 
 
 class TransferFormat(str, enum.Enum):
