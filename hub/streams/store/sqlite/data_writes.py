@@ -93,7 +93,8 @@ class DataWrite(AfterCommit):
             self._publish(feed)
 
     def outcome(self) -> int:
-        return self.count
+        events = self.events  # self.count without the property's call: every write asks
+        return len(events) if events is not None else self.parameter_data.rows  # type: ignore[union-attr]
 
     def cursors(self) -> list[str]:
         """Its items' cursors: from `first` in `block`, then from 0 in each of `more` (a write is

@@ -143,7 +143,7 @@ class SqliteStore(StreamStore):
     # --- writes -----------------------------------------------------------------------------------
 
     def append_events(self, topic: str, stream_id: str, events: list[Event]) -> Awaitable[int]:
-        return self.writer.submit(DataWrite(topic, stream_id, time.time(), self.changes, events=events))
+        return self.writer.submit(DataWrite(topic, stream_id, time.time(), self.changes, events))  # positional: every write
 
     def append_parameter_data(self, topic: str, stream_id: str, data: ParameterData) -> Awaitable[int]:
         return self.writer.submit(DataWrite(topic, stream_id, time.time(), self.changes, parameter_data=data))
