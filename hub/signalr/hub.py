@@ -12,7 +12,8 @@ A hub method is `async def name(self, call: CallContext, *args)`. It may:
   ASP.NET's IInvocationBinder; `ArgumentBinder`, protocols/base.py): `bind(raw)` gets the encoded
   arguments array of an Invocation and returns the argument list, or None to have them decoded the
   usual way. A hub uses it to decode straight into its own types; whatever it returns must be what
-  the method would have accepted.
+  the method would have accepted. A binder with a `typed` attribute (`TypedArguments`) also names
+  the arguments' type, so that MessagePack can decode the whole usual record in one call.
 
 Server to client: `self.clients` (groups.py) calls client methods on one connection or a group.
 """
