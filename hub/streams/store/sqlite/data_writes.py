@@ -184,6 +184,15 @@ class DataWriteBatch:
         if timestamps is None:
             timestamps = [items[0].timestamp]
         block = stream.open[table]
+        if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # it fits: no slices
+            write.block, write.first = block, len(block.items)
+            block.items += items
+            low, high = min(timestamps), max(timestamps)
+            if low < block.low:
+                block.low = low
+            if high > block.high:
+                block.high = high
+            return
         start = 0
         while start < len(items):
             if block is None or len(block.items) >= MAX_BLOCK_ITEMS:
