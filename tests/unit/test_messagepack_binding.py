@@ -187,9 +187,8 @@ def test_the_typed_path_reads_the_usual_record_without_the_binder() -> None:
     float64 timestamp (its `unless`) and anything the type refuses still do."""
     calls: list[bytes] = []
 
-    def declining(raw: bytes):
+    def declining(raw: bytes) -> None:  # declines everything: only the typed path can bind
         calls.append(raw)
-        return None
 
     declining.typed = messagepack_names_and_events.typed  # type: ignore[attr-defined]
     reader = protocol.reader(1 << 20, {"sendeventdata": declining})

@@ -30,7 +30,7 @@ class TypedArguments:
     binder with `typed` must accept (and make) exactly what `finish` does for any value of `type`."""
 
     type: Any
-    finish: Callable[[Any], "list[Any]"]
+    finish: Callable[[Any], list[Any]]
     unless: bytes = b""
 
 

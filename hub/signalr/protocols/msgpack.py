@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
-import msgspec
 
 import ormsgpack  # the fast path for reading; msgpack stays the reference (and has the last word on errors)
 
@@ -36,7 +35,8 @@ from ..messages import (
     StreamInvocation,
     StreamItem,
 )
-from .base import ArgumentBinder, HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat, TypedArguments
+from .base import ArgumentBinder, HubProtocol, MessageReader, MessageTooLarge, ProtocolError, TransferFormat
+from .msgpack_binding import bound_invocation, typed_invocation, typed_table
 
 ERROR_RESULT = 1
 VOID_RESULT = 2
@@ -258,87 +258,11 @@ def message_from_msgpack(value: Any) -> HubMessage | None:
     return read(value) if read is not None else None
 
 
-# The usual Invocation, [1, {}, id|nil, target, [args]] (+ [] or nil streams), its arguments kept as
-# their bytes for a hub's binder. Anything else fails to decode here and is read the usual way.
-_BOUND_5 = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, msgspec.Raw])
-_BOUND_6 = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, msgspec.Raw, list[str] | None])
-_BOUND_DECODERS = {0x95: _BOUND_5, 0x96: _BOUND_6}  # fixarray of 5 / 6
-
-
-def _bound_invocation(body: bytes | bytearray | memoryview, binders: Mapping[str, ArgumentBinder]) -> Invocation | None:
-    """The Invocation in `body` with its arguments decoded by the hub's binder for its target; None
-    when the record is not the usual Invocation of a bound target, or the binder declines."""
-    decoder = _BOUND_DECODERS.get(body[0]) if len(body) > 1 and body[1] == INVOCATION else None
-    if decoder is None:
-        return None
-    try:
-        fields = decoder.decode(body)
-    except Exception:  # noqa: BLE001 - not the usual Invocation (bad UTF-8, other types, ...): read as usual
-        return None
-    headers, invocation_id, target, raw_arguments = fields[1], fields[2], fields[3], fields[4]
-    if headers or (len(fields) == 6 and fields[5]):
-        return None
-    bind = binders.get(target.lower())
-    arguments = bind(bytes(raw_arguments)) if bind is not None else None
-    if arguments is None:
-        return None
-    return Invocation(target, arguments, invocation_id or None, [], headers)
-
-
-_Typed = tuple[msgspec.msgpack.Decoder, Callable[[Any], list[Any]], bytes]
-_TYPED_DECODERS: dict[TypedArguments, msgspec.msgpack.Decoder] = {}  # one a binder's type, made once
-
-
-def _typed_table(binders: Mapping[str, ArgumentBinder]) -> dict[bytes, _Typed] | None:
-    """By lower-cased target (UTF-8): a decoder of the whole usual Invocation, for the binders that
-    declare `typed` (base.TypedArguments)."""
-    table: dict[bytes, _Typed] = {}
-    for target, bind in binders.items():
-        typed: TypedArguments | None = getattr(bind, "typed", None)
-        if typed is None:
-            continue
-        decoder = _TYPED_DECODERS.get(typed)
-        if decoder is None:
-            decoder = _TYPED_DECODERS[typed] = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, typed.type])
-        table[target.encode("utf-8")] = (decoder, typed.finish, typed.unless)
-    return table or None
-
-
-def _typed_invocation(record: bytes, typed: dict[bytes, _Typed]) -> Invocation | None:
-    """The record if it is [1, {}, id|nil, target, [args]] for a target in `typed`, decoded in one
-    call; None for anything else (then read as before: the binder, or the generic path)."""
-    # fixarray of 5, Invocation, empty headers; then the id: nil, a fixstr or a str 8; then the target
-    if len(record) < 5 or record[0] != 0x95 or record[1] != INVOCATION or record[2] != 0x80:
-        return None
-    id_type = record[3]
-    if id_type == 0xC0:
-        at = 4
-    elif 0xA0 <= id_type <= 0xBF:
-        at = 4 + (id_type & 0x1F)
-    elif id_type == 0xD9:
-        at = 5 + record[4]
-    else:
-        return None
-    if at >= len(record) or not 0xA1 <= record[at] <= 0xBF:  # the target: a non-empty fixstr
-        return None
-    entry = typed.get(record[at + 1 : at + 1 + (record[at] & 0x1F)].lower())
-    if entry is None:
-        return None
-    decoder, finish, unless = entry
-    if unless and unless in record:
-        return None
-    try:
-        _, _, invocation_id, target, arguments = decoder.decode(record)
-    except Exception:  # noqa: BLE001 - not what the binder declared: the binder or the generic path judges
-        return None
-    return Invocation(target, finish(arguments), invocation_id or None, [], {})
-
-
 class MessagePackMessageReader(MessageReader):
     def __init__(self, max_message_size: int, binders: Mapping[str, ArgumentBinder] | None = None):
         self._max = max_message_size
         self._binders = binders or None
-        self._typed = _typed_table(binders) if binders else None
+        self._typed = typed_table(binders) if binders else None
         self._buffer = bytearray()  # the start of an unfinished record
 
     def feed(self, data: bytes | str) -> list[HubMessage]:
@@ -366,9 +290,9 @@ class MessagePackMessageReader(MessageReader):
             if end - body < length:
                 break
             record = buffer[body : body + length]
-            message = _typed_invocation(record, typed) if typed else None
+            message = typed_invocation(record, typed) if typed else None
             if message is None and binders:
-                message = _bound_invocation(record, binders)
+                message = bound_invocation(record, binders)
             if message is None:
                 message = message_from_msgpack(_unpack(record))
             if message is not None:

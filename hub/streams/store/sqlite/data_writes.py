@@ -55,7 +55,7 @@ class _Stream:
     """A stream's share of the writes taken since the last flush: its key, its open block in each
     table, the time of its last write (the counters are summed from its blocks at the flush)."""
 
-    __slots__ = ("key", "open", "now")
+    __slots__ = ("key", "now", "open")
 
     def __init__(self, key: int, now: float):
         self.key = key
