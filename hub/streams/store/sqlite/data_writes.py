@@ -93,8 +93,7 @@ class DataWrite(AfterCommit):
             self._publish(feed)
 
     def outcome(self) -> int:
-        events = self.events  # self.count without the property's call: every write asks
-        return len(events) if events is not None else self.parameter_data.rows  # type: ignore[union-attr]
+        return self.count
 
     def cursors(self) -> list[str]:
         """Its items' cursors: from `first` in `block`, then from 0 in each of `more` (a write is
@@ -151,20 +150,9 @@ class DataWriteBatch:
             stream.now = write.now  # the last write's time, as if each had set it in turn
         events = write.events
         if events is not None:
-            if len(events) == 1:  # the usual invocation
-                block = stream.open[_EVENTS]
-                if block is not None and len(block.items) < MAX_BLOCK_ITEMS:
-                    write.block, write.first = block, len(block.items)
-                    block.items.append(events[0])
-                    timestamp = events[0].timestamp
-                    if timestamp < block.low:
-                        block.low = timestamp
-                    elif timestamp > block.high:
-                        block.high = timestamp
-                else:
-                    self._place(stream, _EVENTS, events, None, write)
-            elif events:
-                self._place(stream, _EVENTS, events, [e.timestamp for e in events], write)
+            if events:  # one event (the usual invocation) needs no list of its one timestamp
+                timestamps = None if len(events) == 1 else [e.timestamp for e in events]
+                self._place(stream, _EVENTS, events, timestamps, write)
         else:
             data = write.parameter_data
             assert data is not None
@@ -182,17 +170,20 @@ class DataWriteBatch:
         """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS
         (`timestamps`: the items', or None for a single event)."""
         if timestamps is None:
-            timestamps = [items[0].timestamp]
+            low = high = items[0].timestamp
+        else:
+            low, high = min(timestamps), max(timestamps)
         block = stream.open[table]
-        if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # it fits: no slices
+        if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # it fits: the usual case
             write.block, write.first = block, len(block.items)
             block.items += items
-            low, high = min(timestamps), max(timestamps)
             if low < block.low:
                 block.low = low
             if high > block.high:
                 block.high = high
             return
+        if timestamps is None:
+            timestamps = [low]
         start = 0
         while start < len(items):
             if block is None or len(block.items) >= MAX_BLOCK_ITEMS:
