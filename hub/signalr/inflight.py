@@ -73,9 +73,7 @@ class InFlight:
 
     def _completion_queued(self, future: asyncio.Future) -> None:
         self._tasks.discard(future)
-        self.pending -= 1  # as _completed: one call less on the path of every deferred Completion
-        if self._settled is not None:
-            self._settled.set()
+        self._completed(future)
 
     def _completed(self, _task: asyncio.Future) -> None:
         self.pending -= 1

@@ -277,14 +277,8 @@ class MessagePackMessageReader(MessageReader):
         pos = 0
         end = len(buffer)
         binders, typed = self._binders, self._typed
-        while pos < end:
-            if buffer[pos] < 0x80:  # a one-byte length prefix: most records
-                length, body = buffer[pos], pos + 1
-            else:
-                prefix = read_length_prefix(buffer, pos)
-                if prefix is None:
-                    break
-                length, body = prefix
+        while pos < end and (prefix := read_length_prefix(buffer, pos)) is not None:
+            length, body = prefix
             if length > self._max:  # before waiting for (and buffering) the body
                 raise MessageTooLarge(self._max)
             if end - body < length:

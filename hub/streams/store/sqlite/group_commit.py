@@ -245,11 +245,7 @@ def _settle_committed(batch: list[_Queued], results: list[Any]) -> None:
 def _resolve_committed(batch: list[_Queued], results: list[Any]) -> None:
     for (_, future, _), result in zip(batch, results):
         if isinstance(result, AfterCommit):
-            try:  # _after_commit, inlined: this runs for every write of every commit
-                result.after_commit()
-            except Exception:  # noqa: BLE001
-                _after_commit_failed(result)
-            result = result.outcome()
+            result = _after_commit(result)
         if not future.done():  # done: cancelled by its caller; the write happened anyway
             future.set_result(result)
 
@@ -259,12 +255,8 @@ def _after_commit(result: AfterCommit) -> Any:
     try:
         result.after_commit()
     except Exception:  # a bug after the commit must not leave this batch's callers waiting
-        _after_commit_failed(result)
+        log.exception("after a commit (the write is stored): %s failed", type(result).__name__)
     return result.outcome()
-
-
-def _after_commit_failed(result: AfterCommit) -> None:
-    log.exception("after a commit (the write is stored): %s failed", type(result).__name__)
 
 
 def _settle(outcomes: Iterable[Outcome]) -> None:
