@@ -217,6 +217,23 @@ def test_messagepack_protocol_over_websockets(shared_hub, node, unique):
     assert shared_hub.get_events(topic, stream_id) == events
 
 
+
+def test_messagepack_integer_timestamps_are_read_in_one_decode(shared_hub, node, unique):
+    """Timestamps under 2^53 go out of @microsoft/signalr-protocol-msgpack as integers: the record is
+    then read by the one-call typed path (protocols/msgpack_binding.py), float64 ones by the binder;
+    both kinds, in one connection, are stored exactly as sent."""
+    topic, stream_id = unique("t"), unique("s")
+    small = make_events(3, "int", base=1_700_000_000_000_000)  # microseconds: a JavaScript integer
+    large = make_events(2, "float", start=3)  # nanoseconds: float64 on the wire
+    out = node(
+        "send-events.mjs",
+        send_spec(shared_hub, protocol="messagepack", topic=topic, streamId=stream_id, batches=[small[:1], large, small[1:]]),
+    )
+    assert out["started"], out
+    assert out["results"] == [{"ok": True, "result": None}] * 3
+    assert shared_hub.get_events(topic, stream_id) == [small[0], *large, *small[1:]]
+
+
 def test_skip_negotiation_websockets(shared_hub, node, unique):
     topic, stream_id = unique("t"), unique("s")
     events = make_events(2, "skip")
