@@ -49,9 +49,15 @@ def messagepack_names_and_events(raw: bytes) -> list[Any] | None:
         except Exception:  # noqa: BLE001 - decided again below, then by the generic path
             pass
     try:
-        topic, stream_id, sent = _NAMES_AND_JAVASCRIPT_EVENTS.decode(raw)
+        arguments = _NAMES_AND_JAVASCRIPT_EVENTS.decode(raw)
     except Exception:  # noqa: BLE001 - the generic path judges, and names the error
         return None
+    return _names_and_javascript_events(arguments)
+
+
+def _names_and_javascript_events(arguments: tuple[str, str, list[_JavaScriptEvent]]) -> list[Any] | None:
+    """The events with their float64 timestamps made ints; None if one is not a whole int64."""
+    topic, stream_id, sent = arguments
     batch = EventBatch()
     for event in sent:
         timestamp = event.timestamp
@@ -71,7 +77,10 @@ def _names_and_events(arguments: tuple[str, str, list[Event]]) -> list[Any]:
 
 
 # MessagePack reads the usual SendEventData record straight into these (protocols/base.py): the same
-# type and result as the integer-timestamp decode above; float64 timestamps go to the binder.
+# types and results as the binder's two decodes above, integer timestamps and float64 ones.
 messagepack_names_and_events.typed = TypedArguments(  # type: ignore[attr-defined]
-    tuple[str, str, list[Event]], _names_and_events, unless=_FLOAT_TIMESTAMP
+    tuple[str, str, list[Event]],
+    _names_and_events,
+    unless=_FLOAT_TIMESTAMP,
+    marked=TypedArguments(tuple[str, str, list[_JavaScriptEvent]], _names_and_javascript_events),
 )

@@ -183,8 +183,9 @@ def test_the_typed_reading_is_the_binders_reading(invocation_id, target: str, ar
 
 
 def test_the_typed_path_reads_the_usual_record_without_the_binder() -> None:
-    """The usual record does not reach the binder (proof that the one-decode path runs), while a
-    float64 timestamp (its `unless`) and anything the type refuses still do."""
+    """The usual record does not reach the binder (proof that the one-decode path runs), with
+    integer timestamps or JavaScript's float64 ones (its `unless`, read with its `marked` type), while
+    anything the types refuse, or `finish` declines, still does."""
     calls: list[bytes] = []
 
     def declining(raw: bytes) -> None:  # declines everything: only the typed path can bind
@@ -194,9 +195,13 @@ def test_the_typed_path_reads_the_usual_record_without_the_binder() -> None:
     reader = protocol.reader(1 << 20, {"sendeventdata": declining})
     [message] = reader.feed(record([1, {}, "x" * 40, "SendEventData", ["t", "s", EVENTS]]))
     assert calls == [] and type(message.arguments[2]) is EventBatch and message.invocation_id == "x" * 40
-    reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"id": "a", "timestamp": 1.618133869e18}]]]))
+    [message] = reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"id": "a", "timestamp": 1.618133869e18}]]]))
+    assert calls == [] and message.arguments[2] == [Event("a", 1618133869000000000)]
+    assert type(message.arguments[2]) is EventBatch and type(message.arguments[2][0].timestamp) is int
+    reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"id": "a", "timestamp": 1.5}]]]))  # not a whole int
+    reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"id": "a", "timestamp": 2.0**63}]]]))  # beyond int64
     reader.feed(record([1, {}, "7", "SendEventData", ["t", "s", [{"Id": "a", "Timestamp": 1}]]]))
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 def test_the_typed_path_leaves_other_layouts_alone() -> None:

@@ -294,7 +294,7 @@ class MessagePackMessageReader(MessageReader):
             pos = body + length
         if buffer is self._buffer:
             del self._buffer[:pos]
-        else:
+        elif pos < end:  # else the buffer is left empty, as it was
             self._buffer = bytearray(buffer[pos:])
         return messages
 

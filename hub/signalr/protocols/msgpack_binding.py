@@ -43,8 +43,9 @@ def bound_invocation(body: bytes | bytearray | memoryview, binders: Mapping[str,
     return Invocation(target, arguments, invocation_id or None, [], headers)
 
 
-_Typed = tuple[msgspec.msgpack.Decoder, Callable[[Any], list[Any]], bytes]
-_TYPED_DECODERS: dict[TypedArguments, msgspec.msgpack.Decoder] = {}  # one a binder's type, made once
+# (decoder, finish, unless, what a record holding `unless` is read with: None, or the same for `marked`)
+_Typed = tuple[msgspec.msgpack.Decoder, Callable[[Any], "list[Any] | None"], bytes, "_Typed | None"]
+_TYPED_DECODERS: dict[Any, msgspec.msgpack.Decoder] = {}  # one a binder's type, made once
 
 
 def typed_table(binders: Mapping[str, ArgumentBinder]) -> dict[bytes, _Typed] | None:
@@ -53,13 +54,16 @@ def typed_table(binders: Mapping[str, ArgumentBinder]) -> dict[bytes, _Typed] | 
     table: dict[bytes, _Typed] = {}
     for target, bind in binders.items():
         typed: TypedArguments | None = getattr(bind, "typed", None)
-        if typed is None:
-            continue
-        decoder = _TYPED_DECODERS.get(typed)
-        if decoder is None:
-            decoder = _TYPED_DECODERS[typed] = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, typed.type])
-        table[target.encode("utf-8")] = (decoder, typed.finish, typed.unless)
+        if typed is not None:
+            table[target.encode("utf-8")] = _typed(typed)
     return table or None
+
+
+def _typed(typed: TypedArguments) -> _Typed:
+    decoder = _TYPED_DECODERS.get(typed.type)
+    if decoder is None:
+        decoder = _TYPED_DECODERS[typed.type] = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, typed.type])
+    return decoder, typed.finish, typed.unless, _typed(typed.marked) if typed.marked is not None else None
 
 
 def typed_invocation(record: bytes, typed: dict[bytes, _Typed]) -> Invocation | None:
@@ -82,11 +86,16 @@ def typed_invocation(record: bytes, typed: dict[bytes, _Typed]) -> Invocation | 
     entry = typed.get(record[at + 1 : at + 1 + (record[at] & 0x1F)].lower())
     if entry is None:
         return None
-    decoder, finish, unless = entry
+    decoder, finish, unless, marked = entry
     if unless and unless in record:
-        return None
+        if marked is None:
+            return None
+        decoder, finish = marked[0], marked[1]
     try:
         _, _, invocation_id, target, arguments = decoder.decode(record)
     except Exception:  # noqa: BLE001 - not what the binder declared: the binder or the generic path judges
         return None
-    return Invocation(target, finish(arguments), invocation_id or None, [], {})
+    arguments = finish(arguments)
+    if arguments is None:  # declined: the binder or the generic path judges
+        return None
+    return Invocation(target, arguments, invocation_id or None, [], {})
