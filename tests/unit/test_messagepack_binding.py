@@ -204,6 +204,28 @@ def test_the_typed_path_reads_the_usual_record_without_the_binder() -> None:
     assert len(calls) == 3
 
 
+def test_the_float_marker_inside_a_string_changes_nothing() -> None:
+    """The `unless` bytes are found by a scan, so they may sit inside a string: "étimestampˀ" is
+    C3 A9 "timestamp" CB 80 in UTF-8. Such a record is read with the `marked` type, whose result for
+    integer timestamps is the one the binder makes."""
+    value = "\u00e9timestamp\u02c0"
+    for event in ({"id": "a", "timestamp": 5, "value": value}, {"id": value, "timestamp": -(2**63), "tags": {value: value}}):
+        data = record([1, {}, "7", "SendEventData", ["t", "s", [event]]])
+        assert b"\xa9timestamp\xcb" in data
+        [typed] = protocol.reader(1 << 20, BINDERS).feed(data)
+        [bound] = _reader_without_typed().feed(data)
+        assert repr(typed) == repr(bound)
+        assert typed.arguments[2] == [Event(event["id"], event["timestamp"], event.get("value"), event.get("tags", {}))]
+        calls: list[bytes] = []
+
+        def declining(raw: bytes) -> None:  # declines: tells whether the binder was reached
+            calls.append(raw)
+
+        declining.typed = messagepack_names_and_events.typed  # type: ignore[attr-defined]
+        protocol.reader(1 << 20, {"sendeventdata": declining}).feed(data)
+        assert calls == []  # read by the typed path
+
+
 def test_the_typed_path_leaves_other_layouts_alone() -> None:
     for value in (
         [1, {"h": "v"}, "7", "SendEventData", ["t", "s", EVENTS]],  # headers
