@@ -81,6 +81,5 @@ def _names_and_events(arguments: tuple[str, str, list[Event]]) -> list[Any]:
 messagepack_names_and_events.typed = TypedArguments(  # type: ignore[attr-defined]
     tuple[str, str, list[Event]],
     _names_and_events,
-    unless=_FLOAT_TIMESTAMP,
-    marked=TypedArguments(tuple[str, str, list[_JavaScriptEvent]], _names_and_javascript_events),
+    alternative=TypedArguments(tuple[str, str, list[_JavaScriptEvent]], _names_and_javascript_events),
 )

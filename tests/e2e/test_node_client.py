@@ -221,8 +221,8 @@ def test_messagepack_protocol_over_websockets(shared_hub, node, unique):
 def test_messagepack_integer_timestamps_are_read_in_one_decode(shared_hub, node, unique):
     """Timestamps under 2^53 go out of @microsoft/signalr-protocol-msgpack as integers, nanosecond
     ones as float64: the one-call typed path (protocols/msgpack_binding.py) reads the first with its
-    type and the second with its `marked` type; both kinds, in one connection, are stored exactly as
-    sent."""
+    type and the second with its alternative, switching between them on one connection; both kinds
+    are stored exactly as sent."""
     topic, stream_id = unique("t"), unique("s")
     small = make_events(3, "int", base=1_700_000_000_000_000)  # microseconds: a JavaScript integer
     large = make_events(2, "float", start=3)  # nanoseconds: float64 on the wire

@@ -25,16 +25,15 @@ class TypedArguments:
     """What a binder binds, as one type, for a protocol that can decode a whole record at once: the
     binder's `typed` attribute, if it has one. MessagePack decodes the usual Invocation of the
     binder's target straight into `type` (a msgspec type for the arguments array, e.g.
-    `tuple[str, str, list[Event]]`) and passes the value to `finish` for the argument list. A record
-    holding the bytes `unless` is read with `marked` instead (another TypedArguments, e.g. for
-    JavaScript's float64 timestamps), or by the binder when there is none; a record that does not
-    decode, or whose `finish` returns None, goes to the binder as usual. So a binder with `typed` must
-    accept (and make) exactly what `finish` does for any value of `type`, and decline what it declines."""
+    `tuple[str, str, list[Event]]`) and passes the value to `finish` for the argument list, or None
+    to decline. A record `type` does not read, or `finish` declines, is read with `alternative` if
+    there is one (e.g. JavaScript's float64 timestamps); a reader then tries first whichever read its
+    last record. What neither reads goes to the binder as usual. So a binder with `typed` must accept
+    (and make) exactly what each `finish` makes for any value of its type, and decline the rest."""
 
     type: Any
     finish: Callable[[Any], list[Any] | None]
-    unless: bytes = b""
-    marked: TypedArguments | None = None
+    alternative: TypedArguments | None = None
 
 
 class TransferFormat(str, enum.Enum):

@@ -43,59 +43,79 @@ def bound_invocation(body: bytes | bytearray | memoryview, binders: Mapping[str,
     return Invocation(target, arguments, invocation_id or None, [], headers)
 
 
-# (decoder, finish, unless, what a record holding `unless` is read with: None, or the same for `marked`)
-_Typed = tuple[msgspec.msgpack.Decoder, Callable[[Any], "list[Any] | None"], bytes, "_Typed | None"]
+_Decoding = tuple[msgspec.msgpack.Decoder, Callable[[Any], "list[Any] | None"]]  # (the record's decoder, finish)
 _TYPED_DECODERS: dict[Any, msgspec.msgpack.Decoder] = {}  # one a binder's type, made once
 
 
-def typed_table(binders: Mapping[str, ArgumentBinder]) -> dict[bytes, _Typed] | None:
-    """By lower-cased target (UTF-8): a decoder of the whole usual Invocation, for the binders that
-    declare `typed` (base.TypedArguments)."""
-    table: dict[bytes, _Typed] = {}
+class _Reading:
+    """A target's typed readings on one reader (one connection): `first` is tried first, then `other`
+    (the declared type's alternative, or None). Whichever read the last record goes first, as a client
+    sends its records one way (its timestamps as integers, or as JavaScript's float64)."""
+
+    __slots__ = ("first", "other")
+
+    def __init__(self, first: _Decoding, other: _Decoding | None):
+        self.first, self.other = first, other
+
+
+def typed_table(binders: Mapping[str, ArgumentBinder]) -> dict[bytes, _Reading] | None:
+    """For one reader, by lower-cased target (UTF-8): decoders of the whole usual Invocation, for the
+    binders that declare `typed` (base.TypedArguments)."""
+    table: dict[bytes, _Reading] = {}
     for target, bind in binders.items():
         typed: TypedArguments | None = getattr(bind, "typed", None)
         if typed is not None:
-            table[target.encode("utf-8")] = _typed(typed)
+            other = _decoding(typed.alternative) if typed.alternative is not None else None
+            table[target.encode("utf-8")] = _Reading(_decoding(typed), other)
     return table or None
 
 
-def _typed(typed: TypedArguments) -> _Typed:
+def _decoding(typed: TypedArguments) -> _Decoding:
     decoder = _TYPED_DECODERS.get(typed.type)
     if decoder is None:
         decoder = _TYPED_DECODERS[typed.type] = msgspec.msgpack.Decoder(tuple[int, dict[str, str], str | None, str, typed.type])
-    return decoder, typed.finish, typed.unless, _typed(typed.marked) if typed.marked is not None else None
+    return decoder, typed.finish
 
 
-def typed_invocation(record: bytes, typed: dict[bytes, _Typed]) -> Invocation | None:
+_HEAD = bytes((0x95, INVOCATION, 0x80))  # fixarray of 5, Invocation, empty headers
+
+
+def typed_invocation(record: bytes, typed: dict[bytes, _Reading]) -> Invocation | None:
     """The record if it is [1, {}, id|nil, target, [args]] for a target in `typed`, decoded in one
     call; None for anything else (then read as before: the binder, or the generic path)."""
-    # fixarray of 5, Invocation, empty headers; then the id: nil, a fixstr or a str 8; then the target
-    if len(record) < 5 or record[0] != 0x95 or record[1] != INVOCATION or record[2] != 0x80:
+    # then the id: a fixstr, nil or a str 8; then the target, a non-empty fixstr
+    if record[:3] != _HEAD:
         return None
     id_type = record[3]
-    if id_type == 0xC0:
-        at = 4
-    elif 0xA0 <= id_type <= 0xBF:
+    if 0xA0 <= id_type <= 0xBF:
         at = 4 + (id_type & 0x1F)
+    elif id_type == 0xC0:
+        at = 4
     elif id_type == 0xD9:
         at = 5 + record[4]
     else:
         return None
-    if at >= len(record) or not 0xA1 <= record[at] <= 0xBF:  # the target: a non-empty fixstr
+    if at >= len(record) or not 0xA1 <= record[at] <= 0xBF:
         return None
-    entry = typed.get(record[at + 1 : at + 1 + (record[at] & 0x1F)].lower())
-    if entry is None:
+    reading = typed.get(record[at + 1 : at + 1 + (record[at] & 0x1F)].lower())
+    if reading is None:
         return None
-    decoder, finish, unless, marked = entry
-    if unless and unless in record:
-        if marked is None:
+    read = _read(record, reading.first)
+    if read is None:
+        other = reading.other
+        if other is None or (read := _read(record, other)) is None:
             return None
-        decoder, finish = marked[0], marked[1]
+        reading.first, reading.other = other, reading.first  # this connection's records are read that way
+    invocation_id, target, arguments = read
+    return Invocation(target, arguments, invocation_id or None, [], {})
+
+
+def _read(record: bytes, decoding: _Decoding) -> tuple[str | None, str, list[Any]] | None:
+    """(id, target, arguments) of the record read with `decoding`, or None: not what it declares."""
+    decoder, finish = decoding
     try:
         _, _, invocation_id, target, arguments = decoder.decode(record)
-    except Exception:  # noqa: BLE001 - not what the binder declared: the binder or the generic path judges
+    except Exception:  # noqa: BLE001 - not what the binder declared: another reading, the binder or the generic path judges
         return None
     arguments = finish(arguments)
-    if arguments is None:  # declined: the binder or the generic path judges
-        return None
-    return Invocation(target, arguments, invocation_id or None, [], {})
+    return None if arguments is None else (invocation_id, target, arguments)
