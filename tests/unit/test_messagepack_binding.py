@@ -216,6 +216,29 @@ def test_the_typed_path_reads_the_usual_record_without_the_binder() -> None:
     assert len(calls) == 3
 
 
+def test_a_cut_record_is_judged_as_without_the_typed_path() -> None:
+    """Every prefix of the usual record (nil, fixstr and str 8 ids), as a record of its own: the same
+    messages or the same error as the reader without the typed path, never an error of its own."""
+    for invocation_id in (None, "7", "x" * 40):
+        body = msgpack.packb([1, {}, invocation_id, "SendEventData", ["t", "s", EVENTS]])
+        for cut in range(len(body) + 1):
+            part = body[:cut]
+            data = bytes([len(part)]) + part if len(part) < 0x80 else None
+            if data is not None:
+                assert _outcome(protocol.reader(1 << 20, BINDERS), data) == _outcome(_reader_without_typed(), data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.sampled_from([b"", b"\xc0", b"\xa17", b"\xd9", b"\xd9\x01x", b"\xa3abc"]))
+def test_any_bytes_after_the_usual_head_are_judged_as_without_the_typed_path(tail: bytes, id_bytes: bytes) -> None:
+    """Whatever follows the head `95 01 80` (and an id), with the target or without: the typed path
+    gives the same messages or error as the reader without it."""
+    for target in (b"", b"\xadSendEventData", b"\xadsendeventdata"):
+        body = b"\x95\x01\x80" + id_bytes + target + tail
+        data = bytes([len(body)]) + body
+        assert _outcome(protocol.reader(1 << 20, BINDERS), data) == _outcome(_reader_without_typed(), data)
+
+
 def test_the_typed_path_leaves_other_layouts_alone() -> None:
     for value in (
         [1, {"h": "v"}, "7", "SendEventData", ["t", "s", EVENTS]],  # headers

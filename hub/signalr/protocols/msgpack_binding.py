@@ -84,7 +84,7 @@ def typed_invocation(record: bytes, typed: dict[bytes, _Reading]) -> Invocation 
     """The record if it is [1, {}, id|nil, target, [args]] for a target in `typed`, decoded in one
     call; None for anything else (then read as before: the binder, or the generic path)."""
     # then the id: a fixstr, nil or a str 8; then the target, a non-empty fixstr
-    if record[:3] != _HEAD:
+    if len(record) < 5 or record[:3] != _HEAD:
         return None
     id_type = record[3]
     if 0xA0 <= id_type <= 0xBF:
