@@ -222,10 +222,8 @@ def test_a_cut_record_is_judged_as_without_the_typed_path() -> None:
     for invocation_id in (None, "7", "x" * 40):
         body = msgpack.packb([1, {}, invocation_id, "SendEventData", ["t", "s", EVENTS]])
         for cut in range(len(body) + 1):
-            part = body[:cut]
-            data = bytes([len(part)]) + part if len(part) < 0x80 else None
-            if data is not None:
-                assert _outcome(protocol.reader(1 << 20, BINDERS), data) == _outcome(_reader_without_typed(), data)
+            data = encode_length_prefix(cut) + body[:cut]
+            assert _outcome(protocol.reader(1 << 20, BINDERS), data) == _outcome(_reader_without_typed(), data)
 
 
 @settings(max_examples=300, deadline=None)
@@ -235,7 +233,7 @@ def test_any_bytes_after_the_usual_head_are_judged_as_without_the_typed_path(tai
     gives the same messages or error as the reader without it."""
     for target in (b"", b"\xadSendEventData", b"\xadsendeventdata"):
         body = b"\x95\x01\x80" + id_bytes + target + tail
-        data = bytes([len(body)]) + body
+        data = encode_length_prefix(len(body)) + body
         assert _outcome(protocol.reader(1 << 20, BINDERS), data) == _outcome(_reader_without_typed(), data)
 
 
