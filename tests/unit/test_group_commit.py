@@ -5,6 +5,7 @@ released, so that a test knows which writes the next batch holds."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -200,3 +201,19 @@ async def test_work_after_a_commit_that_fails_still_answers_every_write(writer: 
     assert stored(path) == [0, 1, 2, 3, 4]
     assert "a bug in what runs after the commit" in caplog.text
 
+
+
+async def test_the_writer_thread_alone_runs_without_wakeup_preemption(path: str) -> None:
+    """SCHED_BATCH for the writer thread (Linux): its wake-ups do not preempt the event loop, which
+    holds the GIL it needs. The loop's thread keeps its own policy."""
+    conn = make_table(path)
+    writer: GroupCommitWriter[Any] = GroupCommitWriter(
+        lambda _conn, writes: [os.sched_getscheduler(0) for _ in writes], name="probe", unavailable=Unavailable
+    )
+    writer.start(conn)
+    try:
+        assert await writer.submit("probe") == os.SCHED_BATCH
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        await writer.close()
+        conn.close()
