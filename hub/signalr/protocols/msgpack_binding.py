@@ -70,6 +70,32 @@ def typed_table(binders: Mapping[str, ArgumentBinder]) -> dict[bytes, _Reading] 
     return table or None
 
 
+def typed_binder(typed: TypedArguments) -> ArgumentBinder:
+    """A binder made of its `typed` declaration: the arguments array alone read with the type, then
+    with its alternative, as `typed_invocation` reads the whole record; the first reading whose
+    `finish` accepts it, or None. It serves the records the one-call reading does not take (headers,
+    stream ids, a target that is no fixstr), so both read alike from one declaration."""
+    readings = []
+    reading: TypedArguments | None = typed
+    while reading is not None:
+        readings.append((msgspec.msgpack.Decoder(reading.type), reading.finish))
+        reading = reading.alternative
+
+    def bind(raw: bytes) -> list[Any] | None:
+        for decoder, finish in readings:
+            try:
+                value = decoder.decode(raw)
+            except Exception:  # noqa: BLE001 - not this reading: the next one, then the generic path judges
+                continue
+            arguments = finish(value)
+            if arguments is not None:
+                return arguments
+        return None
+
+    bind.typed = typed  # type: ignore[attr-defined]
+    return bind
+
+
 def _decoding(typed: TypedArguments) -> _Decoding:
     decoder = _TYPED_DECODERS.get(typed.type)
     if decoder is None:
