@@ -237,9 +237,10 @@ def _no_wakeup_preemption() -> None:
     commit's fsync returning, a write queued) then do not preempt the thread running, which is the
     event loop holding the GIL the writer needs before it can do anything. The writer runs when the
     loop releases the GIL and sleeps, or at the next tick, instead of being switched in only to wait
-    for the GIL and switched out. Measured (bench/RESULTS.md, fourth round): 3 % more writes a second
-    in the closed loop on one core, 10 % less CPU at half that rate. Nowhere to do it (not Linux), or
-    not allowed: the writer runs as any thread."""
+    for the GIL and switched out. Measured on one core (bench/RESULTS.md, fourth round): 10-12 % less
+    CPU and a third off the median latency at half the maximum rate; at saturation 2-3 % more 1-event
+    writes a second and 3.5-5 % fewer 10-event ones. Nowhere to do it (not Linux), or not allowed: the
+    writer runs as any thread."""
     policy = getattr(os, "SCHED_BATCH", None)
     if policy is None:
         return
