@@ -298,11 +298,18 @@ def sqlite_latency(opts) -> dict:
     probe = SimpleNamespace(**{**vars(opts), "seconds": max(2.0, opts.seconds / 2)})
     max_rate = load_case("hub", "json", 1, probe, store="sqlite")["invocations_per_s"]
     rate = round(max_rate / 2)
-    summary = _matrix([("hub", "json", 1, "sqlite"), ("hub", "json", 1)], opts, rate_of=lambda *_: rate)
+    cases = [("hub", "json", 1, "sqlite"), ("hub", "json", 1)]
+    if opts.baseline:  # the checkout given, on sqlite at the same rate: before and after in one run
+        cases.append(("baseline", "json", 1, "sqlite"))
+    summary = _matrix(cases, opts, rate_of=lambda *_: rate)
     sqlite, memory = summary["hub/json/b1/sqlite"], summary["hub/json/b1"]
-    return {"sqlite": {"rate": rate, "sqlite_max_rate": max_rate, "cases": summary,
-                       "ratios": {"p99_vs_memory": _ratio(sqlite["p99_ms"], memory["p99_ms"]),
-                                  "p999_vs_memory": _ratio(sqlite["p999_ms"], memory["p999_ms"])},
+    ratios = {"p99_vs_memory": _ratio(sqlite["p99_ms"], memory["p99_ms"]),
+              "p999_vs_memory": _ratio(sqlite["p999_ms"], memory["p999_ms"])}
+    if opts.baseline:
+        before = summary["baseline/json/b1/sqlite"]
+        ratios |= {"baseline_p99_vs_memory": _ratio(before["p99_ms"], memory["p99_ms"]),
+                   "baseline_p999_vs_memory": _ratio(before["p999_ms"], memory["p999_ms"])}
+    return {"sqlite": {"rate": rate, "sqlite_max_rate": max_rate, "cases": summary, "ratios": ratios,
                        "targets": {"p99_vs_memory_max": 2.0}}}
 
 
