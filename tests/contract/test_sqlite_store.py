@@ -151,6 +151,30 @@ def test_synchronous_levels(tmp_path: Path) -> None:
         SqliteStore(str(tmp_path / "a.db"), "OFF")
 
 
+async def test_the_wal_file_stays_bounded(tmp_path: Path) -> None:
+    """The commit that brings the WAL to schema.WAL_AUTOCHECKPOINT_PAGES checkpoints it, and the file
+    is then written again from its start: three times that much data leaves it no larger than the
+    bound and one commit's pages."""
+    path = str(tmp_path / "hub.db")
+    page, frame = 4096, 4096 + 24  # a WAL frame: a 24-byte header and the page
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        value = "v" * 2000
+        largest = written = 0
+        while written < 3 * schema.WAL_AUTOCHECKPOINT_PAGES * page:
+            events = [Event(id=f"e{written}-{i}", timestamp=written + i, value=value) for i in range(100)]
+            await store.append_events("t", "s", events)
+            written += 100 * len(value)
+            largest = max(largest, os.path.getsize(path + "-wal"))
+        assert (largest - 32) // frame <= schema.WAL_AUTOCHECKPOINT_PAGES + 100  # 100: one commit's pages, and then some
+        assert os.path.getsize(path) >= 2 * schema.WAL_AUTOCHECKPOINT_PAGES * page  # checkpointed into the file
+        info = await store.get_stream("t", "s")
+        assert info is not None and info.events == written // len(value)
+    finally:
+        await store.close()
+
+
 async def test_many_pipelined_writes_share_commits(store: SqliteStore) -> None:
     commits = 0
     real_commit = store.writer.commit
