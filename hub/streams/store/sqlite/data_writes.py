@@ -169,12 +169,12 @@ class DataWriteBatch:
     ) -> None:
         """Append `items` to the stream's open block, beginning new ones at MAX_BLOCK_ITEMS
         (`timestamps`: the items', or None for a single event)."""
-        if timestamps is None:
-            low = high = items[0].timestamp
-        else:
-            low, high = min(timestamps), max(timestamps)
         block = stream.open[table]
         if block is not None and len(block.items) + len(items) <= MAX_BLOCK_ITEMS:  # it fits: the usual case
+            if timestamps is None:
+                low = high = items[0].timestamp
+            else:
+                low, high = min(timestamps), max(timestamps)
             write.block, write.first = block, len(block.items)
             block.items += items
             if low < block.low:
@@ -183,7 +183,7 @@ class DataWriteBatch:
                 block.high = high
             return
         if timestamps is None:
-            timestamps = [low]
+            timestamps = [items[0].timestamp]
         start = 0
         while start < len(items):
             if block is None or len(block.items) >= MAX_BLOCK_ITEMS:
