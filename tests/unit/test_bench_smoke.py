@@ -10,7 +10,7 @@ import os
 import orjson
 import pytest
 
-from bench import deferred_settle, sqlite_floor, store_path
+from bench import commit_anatomy, deferred_settle, sqlite_floor, store_path
 from bench.__main__ import main
 
 
@@ -70,6 +70,19 @@ def test_store_path_measures_both_stores():
     result = store_path.measure(batches=(1,), rounds=1, seconds=0.2)
     assert set(result["cases"]) == {"hub/memory/b1", "hub/sqlite/b1"}
     assert all(case["cpu_us_per_write"] > 0 and case["writes_per_s"] > 0 for case in result["cases"].values())
+
+
+def test_commit_anatomy_counts_every_frame_of_the_measured_commits_and_attributes_it():
+    result = commit_anatomy.measure(items=(3,), streams=2, commits=40)
+    case = result["cases"]["items3"]
+    frames = case["frames_per_commit"]
+    # Each commit appends at least its block row's page, the stream index's and the streams row's.
+    assert frames["total"] >= 3
+    assert abs(sum(n for owner, n in frames.items() if owner != "total") - frames["total"]) < 0.05
+    if "unknown" not in frames:  # attributed (SQLite has dbstat): the store's own tables are named
+        assert {"event_blocks leaf", "streams leaf"} <= set(frames)
+    assert set(case["cpu_us_per_commit"]) == {"FULL", "NORMAL"}
+    assert all(us > 0 for us in [*case["cpu_us_per_commit"].values(), *case["file_floor_us"].values()])
 
 
 def test_blocks_store_every_event_of_a_stream_in_one_row(tmp_path):
