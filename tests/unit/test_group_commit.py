@@ -202,7 +202,6 @@ async def test_work_after_a_commit_that_fails_still_answers_every_write(writer: 
     assert "a bug in what runs after the commit" in caplog.text
 
 
-
 async def test_the_writer_thread_alone_runs_without_wakeup_preemption(path: str) -> None:
     """SCHED_BATCH for the writer thread (Linux): its wake-ups do not preempt the event loop, which
     holds the GIL it needs. The loop's thread keeps its own policy."""

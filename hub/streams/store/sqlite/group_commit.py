@@ -34,7 +34,6 @@ W = TypeVar("W")  # a write, as the owner queues it: opaque here
 log = logging.getLogger("hub.store")
 
 
-
 class AfterCommit:
     """What `apply` returns for a write whose caller must not hear of it before some work has run:
     once its transaction is committed, `after_commit()` runs on the write's event loop, then the
